@@ -1,0 +1,38 @@
+# Bootstrap a local venv with pinned nox + uv, then hand every job to a nox session.
+PYTHON ?= python3
+VENV := .venv
+NOX_VERSION := 2026.10.20
+UV_VERSION := 0.9.30
+STAMP := $(VENV)/.bootstrap-nox-$(NOX_VERSION)-uv-$(UV_VERSION)
+NOX := $(VENV)/bin/nox
+
+.PHONY: setup test phase8 ci-subset bench up down clean
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "nox==$(NOX_VERSION)" "uv==$(UV_VERSION)"
+	touch $@
+
+setup: $(STAMP)  ## create .venv with nox (sessions install the pinned lock themselves)
+
+test: $(STAMP)  ## lint, type-check, unit + integration tests (live embedded topology)
+	$(NOX) -s lint typecheck tests
+
+phase8: $(STAMP)  ## the Phase 8 closure pack, default mode -> artifacts/b07-phase8
+	$(NOX) -s phase8
+
+ci-subset: $(STAMP)  ## the closure pack's CI subset
+	$(NOX) -s ci_subset
+
+bench: $(STAMP)  ## benchmarks -> artifacts/bench/*.json
+	$(NOX) -s bench
+
+up: $(STAMP)  ## start the native topology and leave it running (source .run/topology.env)
+	$(NOX) -s topology -- up
+
+down: $(STAMP)  ## stop it
+	$(NOX) -s topology -- down
+
+clean: down
+	rm -rf .nox .venv .run .pytest_cache .mypy_cache .ruff_cache
+	find artifacts -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

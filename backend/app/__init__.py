@@ -1,0 +1,1 @@
+"""The attribution service: FastAPI api and Celery worker sharing one data layer."""

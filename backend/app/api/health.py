@@ -1,0 +1,43 @@
+"""Liveness, readiness and worker health. Bodies always say which check failed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.core.settings import get_settings
+from app.services.health import WorkerProbeCache, probe_worker, readiness
+
+router = APIRouter(prefix="/health", tags=["health"])
+_worker_cache = WorkerProbeCache()
+
+
+def _answer(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    return {"status": "live"}
+
+
+@router.get("/ready")
+async def ready() -> JSONResponse:
+    report = await readiness()
+    return _answer(report.body())
+
+
+@router.get("/worker")
+async def worker(
+    fresh: bool = Query(default=False, description="skip the short result cache"),
+) -> JSONResponse:
+    settings = get_settings()
+    cached = None if fresh else _worker_cache.fresh(settings.worker_probe_cache_s)
+    if cached is not None:
+        return _answer({**cached, "cached": True})
+    body = await run_in_threadpool(probe_worker, settings.worker_probe_timeout_s)
+    _worker_cache.store(body)
+    return _answer({**body, "cached": False})

@@ -1,0 +1,30 @@
+"""Who am I: the tenant and user behind the caller's API key, read under RLS."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from app.api.deps import Tenant
+from app.core.db import tenant_transaction
+from app.core.problems import ProblemError
+
+router = APIRouter(prefix="/api/v1", tags=["tenants"])
+
+
+class Me(BaseModel):
+    tenant_id: str
+    tenant_name: str
+    user_id: str
+
+
+@router.get("/me", response_model=Me)
+async def me(ctx: Tenant) -> Me:
+    async with tenant_transaction(ctx) as conn:
+        row = (await conn.execute(text("SELECT tenant_id, name FROM tenants"))).first()
+    if row is None:  # RLS hid it: the context did not reach the database
+        raise ProblemError(
+            500, "Tenant context lost", "tenant row not visible in its own context", "rls_context"
+        )
+    return Me(tenant_id=str(row.tenant_id), tenant_name=row.name, user_id=ctx.user_id)

@@ -1,0 +1,114 @@
+"""One source of truth for runtime configuration, read from the environment.
+
+Variable names are the ones operators know from the runbooks (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+
+class ConfigurationError(SystemExit):
+    """A setting is missing or malformed; carries a one-line message naming it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    database_url: str = Field(validation_alias="DATABASE_URL")
+    runtime_sync_database_url: str | None = Field(
+        default=None, validation_alias="B07_P4_RUNTIME_DATABASE_URL"
+    )
+    celery_broker_url: str = Field(validation_alias="CELERY_BROKER_URL")
+    celery_result_backend: str = Field(validation_alias="CELERY_RESULT_BACKEND")
+    mock_platform_url: str | None = Field(default=None, validation_alias="MOCK_PLATFORM_URL")
+
+    # Broker tuning: kombu's SQL transport polls; 50 ms keeps a probe round trip near 60 ms (DESIGN §12).
+    broker_polling_interval_s: float = Field(
+        default=0.05, gt=0, le=5, validation_alias="BROKER_POLLING_INTERVAL_S"
+    )
+    worker_probe_timeout_s: float = Field(default=5.0, gt=0, le=60, validation_alias="WORKER_PROBE_TIMEOUT_S")
+    worker_probe_cache_s: float = Field(default=2.0, ge=0, le=60, validation_alias="WORKER_PROBE_CACHE_S")
+    db_pool_size: int = Field(default=10, ge=1, le=200, validation_alias="DB_POOL_SIZE")
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "APP_LOG_LEVEL"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        url = _parse(value)
+        if url.drivername != "postgresql+asyncpg":
+            raise ValueError("must be a postgresql+asyncpg:// URL")
+        return value
+
+    @field_validator("runtime_sync_database_url")
+    @classmethod
+    def _sync_driver(cls, value: str | None) -> str | None:
+        if value is not None and not _parse(value).drivername.startswith("postgresql"):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("celery_broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if not value.startswith(("sqla+postgresql", "amqp://", "amqps://", "pyamqp://")):
+            raise ValueError("must be sqla+postgresql://… or amqp://…")
+        return value
+
+    @field_validator("celery_result_backend")
+    @classmethod
+    def _result_backend(cls, value: str) -> str:
+        if not value.startswith("db+postgresql"):
+            raise ValueError("must be db+postgresql://…")
+        return value
+
+    @property
+    def sync_database_url(self) -> str:
+        """The runtime DSN for synchronous code (worker, probes): same identity, psycopg driver."""
+        if self.runtime_sync_database_url:
+            return to_sync_url(self.runtime_sync_database_url)
+        return to_sync_url(self.database_url)
+
+
+def _parse(value: str):  # type: ignore[no-untyped-def]
+    try:
+        return make_url(value)
+    except Exception as exc:
+        raise ValueError("is not a valid database URL") from exc
+
+
+def to_sync_url(url: str) -> str:
+    """Rewrite any postgresql URL to the psycopg (v3) driver, keeping identity and options."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = first.get("loc") or ("?",)
+    name = str(location[0])
+    field = Settings.model_fields.get(name)
+    alias = field.validation_alias if field is not None else None
+    env_name = alias if isinstance(alias, str) else name.upper()
+    reason = "is not set" if first.get("type") == "missing" else str(first.get("msg", "is invalid"))
+    reason = reason.removeprefix("Value error, ")
+    return f"configuration error: {env_name} {reason}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Load settings once; a bad or missing value raises ConfigurationError with one line naming it."""
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None

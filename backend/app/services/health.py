@@ -1,0 +1,148 @@
+"""Readiness checks: each returns (ok, detail) so the endpoint can say which one failed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.db import async_engine
+from app.core.roles import RUNTIME_ROLE
+from app.core.tenancy import SET_CONTEXT_SQL, TENANT_GUC, TenantContext
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+UNFORCED_TENANT_TABLES_SQL = text(
+    """
+    SELECT c.relname, c.relrowsecurity AND c.relforcerowsecurity AS forced
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+      AND EXISTS (SELECT 1 FROM pg_attribute a
+                  WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+    """
+)
+
+
+IDENTITY_SQL = text(
+    "SELECT current_user AS user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+)
+
+
+@dataclass
+class CheckReport:
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def record(self, name: str, ok: bool, **detail: Any) -> None:
+        self.checks[name] = {"ok": ok, **detail}
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, result in self.checks.items() if not result["ok"]]
+
+    def body(self) -> dict[str, Any]:
+        return {"status": "unready" if self.failed else "ready", "failed": self.failed, "checks": self.checks}
+
+
+@lru_cache(maxsize=1)
+def migration_head() -> str:
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if head is None:
+        raise RuntimeError("no migration head found")
+    return head
+
+
+async def _identity(conn: AsyncConnection, report: CheckReport) -> None:
+    row = (await conn.execute(IDENTITY_SQL)).one()
+    ok = row.user == RUNTIME_ROLE and not row.rolsuper and not row.rolbypassrls
+    report.record("database", ok, user=row.user, rolsuper=row.rolsuper, rolbypassrls=row.rolbypassrls)
+
+
+async def _migrations(conn: AsyncConnection, report: CheckReport) -> None:
+    current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
+    head = migration_head()
+    report.record("migrations", current == head, current=current, head=head)
+
+
+async def _rls(conn: AsyncConnection, report: CheckReport) -> None:
+    rows = (await conn.execute(UNFORCED_TENANT_TABLES_SQL)).all()
+    unforced = sorted(r.relname for r in rows if not r.forced)
+    report.record("rls_forced", bool(rows) and not unforced, tenant_tables=len(rows), not_forced=unforced)
+
+
+async def _guc_round_trip(report: CheckReport) -> None:
+    probe = TenantContext(uuid.uuid4(), "health-probe")
+    async with async_engine().begin() as conn:
+        await conn.execute(SET_CONTEXT_SQL, probe.as_params())
+        seen = (await conn.execute(text(f"SELECT current_setting('{TENANT_GUC}', true)"))).scalar_one()
+    async with async_engine().begin() as conn:
+        after = (await conn.execute(text(f"SELECT current_setting('{TENANT_GUC}', true)"))).scalar_one()
+    report.record("tenant_guc", seen == str(probe.tenant_id) and not after, leaked=bool(after))
+
+
+async def readiness() -> CheckReport:
+    report = CheckReport()
+    try:
+        async with async_engine().connect() as conn:
+            await _identity(conn, report)
+            await _migrations(conn, report)
+            await _rls(conn, report)
+        await _guc_round_trip(report)
+    except Exception as exc:  # any failure to reach the DB is the answer, not a 500
+        report.record("database", False, error=f"{type(exc).__name__}: {_first_line(exc)}")
+    return report
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+@dataclass
+class WorkerProbeCache:
+    """The last worker probe outcome, reused briefly so health polling does not flood the queue."""
+
+    at: float = 0.0
+    body: dict[str, Any] | None = None
+
+    def fresh(self, max_age_s: float) -> dict[str, Any] | None:
+        if self.body is not None and time.monotonic() - self.at <= max_age_s:
+            return self.body
+        return None
+
+    def store(self, body: dict[str, Any]) -> None:
+        self.at, self.body = time.monotonic(), body
+
+
+def probe_worker(timeout_s: float) -> dict[str, Any]:
+    """Send a real probe task through the broker and wait for its result (blocking; run in a thread)."""
+    from app.worker.celery_app import PROBE_TASK, celery_app
+
+    started = time.perf_counter()
+    try:
+        result = celery_app.send_task(PROBE_TASK, queue="housekeeping", expires=timeout_s)
+        reply = result.get(timeout=timeout_s, interval=0.01, propagate=True)
+    except Exception as exc:
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        reason = "no reply" if type(exc).__name__ == "TimeoutError" else f"{type(exc).__name__}"
+        return {
+            "status": "unready",
+            "failed": ["worker"],
+            "checks": {
+                "worker": {"ok": False, "error": f"{reason} within {timeout_s}s", "elapsed_ms": elapsed_ms}
+            },
+        }
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    return {
+        "status": "ready",
+        "failed": [],
+        "checks": {"worker": {"ok": True, "round_trip_ms": elapsed_ms, "worker": reply.get("hostname")}},
+    }

@@ -1,0 +1,48 @@
+"""Tenant provisioning and API-key resolution."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.security import hash_api_key, new_api_key
+from app.core.tenancy import SET_API_KEY_SQL, SET_CONTEXT_SQL, TenantContext
+
+
+@dataclass(frozen=True)
+class ProvisionedTenant:
+    tenant_id: uuid.UUID
+    user_id: str
+    api_key: str  # shown once; only its hash is stored
+
+    @property
+    def context(self) -> TenantContext:
+        return TenantContext(self.tenant_id, self.user_id)
+
+
+def create_tenant(conn: Connection, name: str, user_id: str = "owner") -> ProvisionedTenant:
+    """Create a tenant and its first API key inside the caller's transaction (sync)."""
+    tenant = ProvisionedTenant(uuid.uuid4(), user_id, new_api_key())
+    conn.execute(SET_CONTEXT_SQL, tenant.context.as_params())
+    conn.execute(
+        text("INSERT INTO tenants (tenant_id, name) VALUES (:t, :n)"), {"t": tenant.tenant_id, "n": name}
+    )
+    conn.execute(
+        text("INSERT INTO api_keys (tenant_id, user_id, key_hash) VALUES (:t, :u, :h)"),
+        {"t": tenant.tenant_id, "u": user_id, "h": hash_api_key(tenant.api_key)},
+    )
+    return tenant
+
+
+RESOLVE_KEY_SQL = text("SELECT tenant_id, user_id FROM api_keys WHERE key_hash = :h AND revoked_at IS NULL")
+
+
+async def resolve_api_key(conn: AsyncConnection, api_key: str) -> TenantContext | None:
+    """The tenant and user an API key belongs to, or None. Runs inside the caller's transaction."""
+    key_hash = hash_api_key(api_key)
+    await conn.execute(SET_API_KEY_SQL, {"key_hash": key_hash})
+    row = (await conn.execute(RESOLVE_KEY_SQL, {"h": key_hash})).first()
+    return TenantContext(row.tenant_id, row.user_id) if row else None

@@ -1,0 +1,45 @@
+"""Run the worker: ``python -m app.worker [--concurrency N] [--queues a,b]``.
+
+Settings are validated first, so a bad environment exits 2 with one line. The prefork pool is
+required: only it enforces hard time limits (DESIGN §12).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app.core.settings import ConfigurationError, get_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the Celery worker on the attribution queues.")
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--queues", default=None, help="comma-separated; default: all queues")
+    parser.add_argument("--hostname", default=None, help="worker node name (default celery@<host>)")
+    args = parser.parse_args(argv)
+    try:
+        settings = get_settings()
+    except ConfigurationError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    from app.worker.celery_app import QUEUES, celery_app
+
+    worker_args = [
+        "worker",
+        "--pool=prefork",
+        f"--concurrency={args.concurrency}",
+        f"--queues={args.queues or ','.join(QUEUES)}",
+        f"--loglevel={settings.log_level}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    if args.hostname:
+        worker_args.append(f"--hostname={args.hostname}")
+    celery_app.worker_main(worker_args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

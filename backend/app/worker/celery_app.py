@@ -1,0 +1,50 @@
+"""The Celery application: PostgreSQL broker and result backend, four queues.
+
+kombu's SQL transport polls the database. Its interval must be set on the transport class:
+``broker_transport_options`` are handed to ``create_engine`` and break it (DESIGN §12).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu.entity import Queue
+from kombu.transport import sqlalchemy as kombu_sqlalchemy
+
+from app.core.db import reset_engines_after_fork
+from app.core.settings import Settings, get_settings
+
+QUEUES = ("housekeeping", "maintenance", "llm", "attribution")
+PROBE_TASK = "app.worker.tasks.probe"
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    kombu_sqlalchemy.Transport.polling_interval = settings.broker_polling_interval_s
+    app = Celery("attribution", include=["app.worker.tasks"])
+    app.conf.update(
+        broker_url=settings.celery_broker_url,
+        result_backend=settings.celery_result_backend,
+        broker_connection_retry_on_startup=True,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="housekeeping",
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        result_extended=True,
+        result_expires=3600,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        timezone="UTC",
+    )
+    return app
+
+
+celery_app = create_celery_app(get_settings())
+
+
+@worker_process_init.connect
+def _after_fork(**_: object) -> None:
+    reset_engines_after_fork()

@@ -1,0 +1,79 @@
+"""The live topology every integration test runs against, started once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from app.core.settings import to_sync_url
+from app.services.tenants import ProvisionedTenant, create_tenant
+from sqlalchemy import Engine, create_engine
+
+from scripts.topology import Topology, TopologyConfig
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def topology(test_artifacts: Path) -> Iterator[Topology]:
+    with Topology(TopologyConfig(artifact_dir=test_artifacts / "topology", name="pytest")) as topo:
+        yield topo
+
+
+def engine_for(url: str, **kwargs: object) -> Engine:
+    return create_engine(to_sync_url(url), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def runtime_engine(topology: Topology) -> Iterator[Engine]:
+    assert topology.dsns is not None
+    engine = engine_for(topology.dsns.runtime_sync)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def ops_engine(topology: Topology) -> Iterator[Engine]:
+    assert topology.dsns is not None
+    engine = engine_for(topology.dsns.ops)
+    yield engine
+    engine.dispose()
+
+
+@dataclass
+class TwoTenants:
+    a: ProvisionedTenant
+    b: ProvisionedTenant
+
+
+@pytest.fixture(scope="session")
+def two_tenants(runtime_engine: Engine) -> TwoTenants:
+    """Two tenants, each with one event row, provisioned through the runtime identity."""
+    from sqlalchemy import text
+
+    made = []
+    for name in ("tenant-a", "tenant-b"):
+        with runtime_engine.begin() as conn:
+            tenant = create_tenant(conn, name)
+            conn.execute(
+                text(
+                    "INSERT INTO attribution_events (tenant_id, platform, external_event_id, event_type, "
+                    "occurred_at) VALUES (:t, 'stripe', :e, 'conversion', now())"
+                ),
+                {"t": tenant.tenant_id, "e": f"evt-{name}"},
+            )
+        made.append(tenant)
+    return TwoTenants(*made)
+
+
+@pytest.fixture
+def api(topology: Topology) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=topology.api_url, timeout=15.0) as client:
+        yield client

@@ -1,0 +1,90 @@
+"""Health goes unready naming the failed check when a dependency stops, and recovers when it returns.
+
+These tests stop and start services, so they get a topology of their own.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scripts.harness import REPO_ROOT, poll_until
+from scripts.topology import Topology, TopologyConfig
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def disruptable(test_artifacts: Path) -> Iterator[Topology]:
+    config = TopologyConfig(
+        artifact_dir=test_artifacts / "topology-disruptable",
+        name="pytest-disruptable",
+        extra_env={"WORKER_PROBE_TIMEOUT_S": "2", "WORKER_PROBE_CACHE_S": "0"},
+    )
+    with Topology(config) as topo:
+        yield topo
+
+
+def wait_script(name: str, base_url: str, timeout: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "scripts" / f"wait_for_e2e_{name}.py"),
+            "--base-url",
+            base_url,
+            "--timeout",
+            timeout,
+            "--interval",
+            "0.2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_worker_stopped_then_back(disruptable: Topology) -> None:
+    url = disruptable.api_url
+    assert wait_script("worker", url, "10").returncode == 0
+
+    disruptable.stop_service("worker")
+    response = httpx.get(f"{url}/health/worker", params={"fresh": "true"}, timeout=15)
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["worker"]
+    assert "no reply" in response.json()["checks"]["worker"]["error"]
+    waited = wait_script("worker", url, "3")
+    assert waited.returncode == 1
+    assert "worker not ready" in waited.stderr and "failed checks: worker" in waited.stderr
+
+    disruptable.start_service("worker")
+    assert wait_script("worker", url, "60").returncode == 0
+
+
+def test_database_stopped_then_back(disruptable: Topology) -> None:
+    url = disruptable.api_url
+    assert wait_script("health", url, "10").returncode == 0
+
+    disruptable.stop_postgres()
+    response = httpx.get(f"{url}/health/ready", timeout=15)
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["database"]
+    waited = wait_script("health", url, "3")
+    assert waited.returncode == 1
+    assert "failed checks: database" in waited.stderr
+
+    disruptable.start_postgres()
+    outcome = poll_until(f"{url}/health/ready", timeout_s=30, interval_s=0.2)
+    assert outcome.ok, outcome.last_body
+    assert wait_script("worker", url, "60").returncode == 0  # the worker reconnects to its broker too
+
+
+def test_wait_script_against_nothing_names_the_problem() -> None:
+    result = wait_script("health", "http://127.0.0.1:1", "1")
+    assert result.returncode == 1
+    assert "unreachable" in result.stderr

@@ -1,0 +1,87 @@
+"""Every job is a nox session; the Makefile only bootstraps nox and calls these."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+PYTHON = "3.11"
+LOCK = "requirements.lock"
+ENV = {"PYTHONPATH": os.pathsep.join([".", "backend"])}
+
+
+def install_locked(session: nox.Session) -> None:
+    session.install("-r", LOCK)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """pytest; ``nox -s tests -- ARGS`` hands ARGS to pytest (a file, ``-k expr``, ``-m "not slow"``)."""
+    install_locked(session)
+    session.run("pytest", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check."""
+    install_locked(session)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy (strict) on backend/app and scripts."""
+    install_locked(session)
+    session.run("mypy", env=ENV)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks; each writes artifacts/bench/<name>.json and prints its figures."""
+    install_locked(session)
+    session.run("python", "-m", "scripts.bench.topology_bench", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHON)
+def topology(session: nox.Session) -> None:
+    """The native topology CLI: ``nox -s topology -- up|down|status [--help]``."""
+    install_locked(session)
+    session.run("python", "-m", "scripts.topology", *(session.posargs or ["--help"]), env=ENV)
+
+
+def closure_pack(session: nox.Session, *mode: str) -> None:
+    install_locked(session)
+    session.run(
+        "python",
+        "scripts/phase8/run_phase8_closure_pack.py",
+        *mode,
+        "--artifact-dir",
+        "artifacts/b07-phase8",
+        *session.posargs,
+        env=ENV,
+    )
+
+
+@nox.session(python=PYTHON)
+def phase8(session: nox.Session) -> None:
+    """The Phase 8 closure pack, default mode (EG3.4 load profile)."""
+    closure_pack(session)
+
+
+@nox.session(python=PYTHON)
+def ci_subset(session: nox.Session) -> None:
+    """The closure pack's CI subset: functional gates, null benchmark + sanity load."""
+    closure_pack(session, "--ci-subset")
+
+
+@nox.session(python=PYTHON)
+def full_physics(session: nox.Session) -> None:
+    """The closure pack plus the capacity sweep."""
+    closure_pack(session, "--full-physics")

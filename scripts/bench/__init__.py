@@ -1,0 +1,1 @@
+"""Benchmarks: each writes artifacts/bench/<name>.json and prints its figures."""

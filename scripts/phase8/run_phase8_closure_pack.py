@@ -1,0 +1,140 @@
+"""Run the Phase 8 closure pack: topology up, every gate in order, evidence pack, topology down.
+
+    python scripts/phase8/run_phase8_closure_pack.py --artifact-dir artifacts/b07-phase8
+    python scripts/phase8/run_phase8_closure_pack.py --ci-subset --artifact-dir artifacts/b07-phase8
+    python scripts/phase8/run_phase8_closure_pack.py --full-physics --artifact-dir artifacts/b07-phase8
+
+Writes phase8_gate_summary.json (per-gate status, timings, evidence, metrics; `error` on failure)
+and manifest.sha256 (`cd DIR && sha256sum -c manifest.sha256`). Gates not built yet are listed
+as `not_built` and the summary says `complete: false`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
+
+from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode, redact_dsn
+from scripts.phase8.evidence import write_manifest
+from scripts.phase8.gates import GATES, Gate, GateContext, GateResult, timed
+from scripts.topology import Topology, TopologyConfig, TopologyError
+
+SUMMARY = "phase8_gate_summary.json"
+
+
+def git_sha() -> str:
+    result = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def prepare(artifact_dir: Path) -> None:
+    """Start from an empty directory so the manifest describes this run and nothing older."""
+    if artifact_dir.exists():
+        shutil.rmtree(artifact_dir)
+    (artifact_dir / "logs").mkdir(parents=True)
+
+
+def record(summary: dict[str, Any], gate: Gate, result: GateResult) -> None:
+    entry = {
+        "title": gate.title,
+        "status": result.status,
+        "duration_s": result.duration_s,
+        "evidence": result.evidence,
+        "metrics": result.metrics,
+        "first_log": gate.log,
+    }
+    if result.error:
+        entry["error"] = result.error
+    summary["gates"][gate.id] = entry
+    print(
+        f"[phase8] {gate.id}: {result.status}" + (f" ({result.error})" if result.error else ""),
+        file=sys.stderr,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    artifact_dir: Path = args.artifact_dir.resolve()
+    prepare(artifact_dir)
+    mode = "ci_subset" if args.ci_subset else "full_physics" if args.full_physics else "default"
+    started = time.monotonic()
+    summary: dict[str, Any] = {
+        "status": "running",
+        "mode": mode,
+        "git_sha": git_sha(),
+        "started_at": datetime.now(UTC).isoformat(),
+        "artifact_dir": str(artifact_dir),
+        "gates": {},
+    }
+    topology = Topology(
+        TopologyConfig(artifact_dir=artifact_dir, name="phase8", admin_database_url=args.admin_database_url)
+    )
+    ctx = GateContext(artifact_dir, mode, topology)
+    current = GATES[0]
+    try:
+        with topology:
+            for current in (gate for gate in GATES if not gate.after_teardown):
+                record(summary, current, timed(current, ctx))
+        for current in (gate for gate in GATES if gate.after_teardown):
+            record(summary, current, timed(current, ctx))
+    except TopologyError as exc:
+        record(summary, current, GateResult("failed", ["logs/"], error=f"topology: {redact_dsn(str(exc))}"))
+    except KeyboardInterrupt:
+        record(summary, current, GateResult("failed", error=f"interrupted during {current.id}"))
+    except Exception as exc:
+        record(summary, current, GateResult("failed", error=f"{type(exc).__name__}: {redact_dsn(str(exc))}"))
+
+    gates = summary["gates"]
+    failed = [gid for gid, g in gates.items() if g["status"] == "failed"]
+    summary["not_built"] = [g.id for g in GATES if g.run is None]
+    summary["complete"] = not summary["not_built"] and len(gates) == len(GATES)
+    summary["status"] = "failed" if failed or len(gates) < len(GATES) else "passed"
+    if summary["status"] == "failed":
+        first = failed[0] if failed else current.id
+        summary["error"] = f"{first}: {gates.get(first, {}).get('error', 'did not run')}"
+    summary["finished_at"] = datetime.now(UTC).isoformat()
+    summary["duration_s"] = round(time.monotonic() - started, 3)
+    (artifact_dir / SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_manifest(artifact_dir)
+    print(json.dumps({k: summary[k] for k in ("status", "mode", "complete", "not_built", "duration_s")}))
+    if summary["status"] != "passed":
+        print(f"[phase8] FAILED: {summary['error']}; read {artifact_dir / SUMMARY}", file=sys.stderr)
+        return ExitCode.GATE_FAILED
+    if summary["not_built"]:
+        print(
+            f"[phase8] built gates passed; not built yet: {', '.join(summary['not_built'])}", file=sys.stderr
+        )
+    return ExitCode.PASS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--artifact-dir", type=Path, default=Path("artifacts/b07-phase8"))
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument(
+        "--ci-subset", action="store_true", help="functional gates, null benchmark + sanity load"
+    )
+    modes.add_argument("--full-physics", action="store_true", help="default gates plus the capacity sweep")
+    parser.add_argument(
+        "--admin-database-url",
+        default=os.environ.get("PHASE8_ADMIN_DATABASE_URL"),
+        help="existing server's superuser DSN (env PHASE8_ADMIN_DATABASE_URL); default embedded",
+    )
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

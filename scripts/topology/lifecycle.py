@@ -1,0 +1,447 @@
+"""Topology lifecycle: up, down, service control, and recovery from a run that was killed.
+
+A run records itself in ``.run/<name>.json`` before it starts anything, so a run that dies
+(even by SIGKILL) is found and cleaned up by the next ``up`` or by ``down``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+from app.core.roles import OPS_READER_ROLE, OWNER_ROLE, RUNTIME_ROLE
+
+from scripts.harness import BACKEND_DIR, REPO_ROOT, redact_dsn
+from scripts.topology.postgres import (
+    EmbeddedPostgres,
+    Endpoint,
+    RolePasswords,
+    drop_database,
+    endpoint_of,
+    kill_stale_cluster,
+    provision,
+    server_version,
+)
+from scripts.topology.processes import ManagedProcess, free_port, stop_recorded
+
+RUN_DIR = REPO_ROOT / ".run"
+SERVICES = ("mock_platform", "api", "worker")
+# Never handed to api or worker: the runtime gets app_user's DSNs and nothing else.
+PRIVILEGED_ENV = ("PHASE8_ADMIN_DATABASE_URL", "MIGRATION_DATABASE_URL", "OPS_DATABASE_URL")
+
+
+class TopologyError(RuntimeError):
+    """Bring-up failed; the message names the step and where its log is."""
+
+
+@dataclass
+class TopologyConfig:
+    artifact_dir: Path
+    name: str = "topology"
+    admin_database_url: str | None = None  # None: start an embedded server
+    keep: bool = False  # external server: keep the run's database and roles
+    api_port: int | None = None
+    mock_port: int | None = None
+    worker_concurrency: int = 2
+    ready_timeout_s: float = 90.0
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. shorter task time limits in tests
+
+    @property
+    def state_path(self) -> Path:
+        return RUN_DIR / f"{self.name}.json"
+
+    @property
+    def env_path(self) -> Path:
+        return RUN_DIR / f"{self.name}.env"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.artifact_dir / "logs"
+
+
+@dataclass
+class Dsns:
+    runtime_async: str
+    runtime_sync: str
+    broker: str
+    result_backend: str
+    migration: str
+    ops: str
+
+    def secrets(self) -> list[str]:
+        return [self.runtime_sync, self.migration, self.ops]
+
+
+class Topology:
+    def __init__(self, config: TopologyConfig) -> None:
+        self.config = config
+        self.run_id = uuid.uuid4().hex[:8]
+        self.embedded: EmbeddedPostgres | None = None
+        self.admin_url: str | None = None
+        self.database = "attribution"
+        self.passwords = RolePasswords.generate()
+        self.dsns: Dsns | None = None
+        self.processes: dict[str, ManagedProcess] = {}
+        self.timings: dict[str, float] = {}
+        self.postgres_version = "unknown"
+        self._started = False
+
+    # -- context manager -------------------------------------------------------------------
+
+    def __enter__(self) -> Topology:
+        self._previous_sigterm = sigterm_as_interrupt()
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            restore_sigterm(self._previous_sigterm)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.down()
+        finally:
+            restore_sigterm(self._previous_sigterm)
+
+    # -- bring-up --------------------------------------------------------------------------
+
+    def up(self) -> None:
+        started = time.monotonic()
+        RUN_DIR.mkdir(exist_ok=True)
+        cleanup_stale(self.config.state_path)
+        self.config.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._started = True
+        self._save_state()
+
+        with self._phase("postgres_s"):
+            if self.config.admin_database_url:
+                self.admin_url = self.config.admin_database_url
+                self.database = f"attribution_{self.run_id}"
+                endpoint = endpoint_of(self.admin_url)
+            else:
+                self.embedded = EmbeddedPostgres.fresh()
+                self._save_state()
+                self.admin_url = self.embedded.start()
+                endpoint = self.embedded.endpoint
+            self._save_state()
+            self.postgres_version = server_version(self.admin_url)
+        with self._phase("provision_s"):
+            provision(self.admin_url, self.database, self.passwords)
+            self.dsns = self._dsns(endpoint)
+        with self._phase("migrate_s"):
+            self._migrate()
+        with self._phase("processes_s"):
+            for name in SERVICES:
+                self._spawn(name)
+        with self._phase("ready_s"):
+            self.wait_ready()
+        self.timings["up_s"] = round(time.monotonic() - started, 3)
+        self._write_env_file()
+        self.write_probe()
+
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        yield
+        self.timings[name] = round(time.monotonic() - started, 3)
+
+    def _dsns(self, endpoint: Endpoint) -> Dsns:
+        def url(user: str, password: str, driver: str) -> str:
+            return endpoint.url(user, password, self.database, driver).render_as_string(hide_password=False)
+
+        runtime = self.passwords.runtime
+        return Dsns(
+            runtime_async=url(RUNTIME_ROLE, runtime, "postgresql+asyncpg"),
+            runtime_sync=url(RUNTIME_ROLE, runtime, "postgresql"),
+            broker=url(RUNTIME_ROLE, runtime, "sqla+postgresql"),
+            result_backend=url(RUNTIME_ROLE, runtime, "db+postgresql"),
+            migration=url(OWNER_ROLE, self.passwords.owner, "postgresql"),
+            ops=url(OPS_READER_ROLE, self.passwords.ops_reader, "postgresql"),
+        )
+
+    def _base_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in PRIVILEGED_ENV}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(BACKEND_DIR)])
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    @property
+    def runtime_env(self) -> dict[str, str]:
+        """What api and worker see: app_user DSNs only."""
+        assert self.dsns is not None
+        env = self._base_env()
+        env.update(
+            DATABASE_URL=self.dsns.runtime_async,
+            B07_P4_RUNTIME_DATABASE_URL=self.dsns.runtime_sync,
+            CELERY_BROKER_URL=self.dsns.broker,
+            CELERY_RESULT_BACKEND=self.dsns.result_backend,
+        )
+        if "mock_platform" in self.processes:
+            env["MOCK_PLATFORM_URL"] = self.mock_url
+        env.update(self.config.extra_env)
+        return env
+
+    @property
+    def operator_env(self) -> dict[str, str]:
+        """Everything an operator needs to run any script by hand against this topology."""
+        assert self.dsns is not None
+        return {
+            "DATABASE_URL": self.dsns.runtime_async,
+            "B07_P4_RUNTIME_DATABASE_URL": self.dsns.runtime_sync,
+            "CELERY_BROKER_URL": self.dsns.broker,
+            "CELERY_RESULT_BACKEND": self.dsns.result_backend,
+            "MIGRATION_DATABASE_URL": self.dsns.migration,
+            "OPS_DATABASE_URL": self.dsns.ops,
+            "MOCK_PLATFORM_URL": self.mock_url,
+            "E2E_API_BASE_URL": self.api_url,
+            "B07_P4_ARTIFACT_DIR": str(self.config.artifact_dir),
+        }
+
+    def secrets(self) -> list[str]:
+        """Every secret this run generated, for the evidence pack's hygiene scan."""
+        return self.passwords.all()
+
+    def _migrate(self) -> None:
+        assert self.dsns is not None
+        env = self._base_env()
+        env["MIGRATION_DATABASE_URL"] = self.dsns.migration
+        log_path = self.config.logs_dir / "migrations.log"
+        with log_path.open("ab") as log:
+            result = subprocess.run(
+                [sys.executable, "-m", "alembic", "upgrade", "head"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+                check=False,
+            )
+        if result.returncode != 0:
+            raise TopologyError(f"migrations failed (exit {result.returncode}); see {log_path}")
+
+    def _argv(self, name: str, port: int | None) -> list[str]:
+        if name == "mock_platform":
+            return [sys.executable, "-m", "mock_platform", "--port", str(port)]
+        if name == "api":
+            return [sys.executable, "-m", "app.api_server", "--port", str(port)]
+        return [
+            sys.executable,
+            "-m",
+            "app.worker",
+            "--concurrency",
+            str(self.config.worker_concurrency),
+            "--hostname",
+            f"worker-{self.run_id}@%h",
+        ]
+
+    def _spawn(self, name: str) -> ManagedProcess:
+        previous = self.processes.get(name)
+        port = None
+        if name == "mock_platform":
+            port = previous.port if previous else free_port(self.config.mock_port)
+        elif name == "api":
+            port = previous.port if previous else free_port(self.config.api_port)
+        env = self.runtime_env if name != "mock_platform" else self._base_env()
+        proc = ManagedProcess(
+            name, self._argv(name, port), env, REPO_ROOT, self.config.logs_dir / f"{name}.log"
+        )
+        proc.port = port
+        proc.start()
+        self.processes[name] = proc
+        self._save_state()
+        return proc
+
+    # -- readiness ---------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.processes['api'].port}"
+
+    @property
+    def mock_url(self) -> str:
+        return f"http://127.0.0.1:{self.processes['mock_platform'].port}"
+
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout_s or self.config.ready_timeout_s)
+        self._wait_http("mock_platform", f"{self.mock_url}/health", deadline)
+        self._wait_http("api", f"{self.api_url}/health/ready", deadline)
+        self._wait_http("worker", f"{self.api_url}/health/worker?fresh=true", deadline)
+
+    def _wait_http(self, name: str, url: str, deadline: float) -> None:
+        proc = self.processes[name]
+        last = "no answer"
+        with httpx.Client(timeout=httpx.Timeout(10.0, connect=1.0)) as client:
+            while time.monotonic() < deadline:
+                if not proc.alive():
+                    raise TopologyError(
+                        f"{name} exited during start-up; see {proc.log_path}:\n{redact_dsn(proc.log_tail())}"
+                    )
+                try:
+                    response = client.get(url)
+                    if response.status_code == 200:
+                        return
+                    last = f"HTTP {response.status_code}: {response.text[:300]}"
+                except httpx.HTTPError as exc:
+                    last = type(exc).__name__
+                time.sleep(0.1)
+        raise TopologyError(f"{name} not ready in time ({last}); see {proc.log_path}")
+
+    # -- service control (fault tests) --------------------------------------------------------
+
+    def stop_service(self, name: str, grace_s: float = 10.0) -> None:
+        self.processes[name].stop(grace_s)
+
+    def kill_service(self, name: str) -> None:
+        self.processes[name].kill()
+
+    def start_service(self, name: str) -> None:
+        self._spawn(name)
+
+    def stop_postgres(self) -> None:
+        if self.embedded is None:
+            raise TopologyError("stopping PostgreSQL is only possible for the embedded server")
+        self.embedded.stop()
+
+    def start_postgres(self) -> None:
+        if self.embedded is None:
+            raise TopologyError("starting PostgreSQL is only possible for the embedded server")
+        self.embedded.restart_after_stop()
+
+    # -- teardown ----------------------------------------------------------------------------
+
+    def down(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        threads = [threading.Thread(target=p.stop, daemon=True) for p in self.processes.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        if self.embedded is not None:
+            self._keep_postgres_log()
+            with contextlib.suppress(Exception):
+                self.embedded.stop()
+            kill_stale_cluster(self.embedded.pgdata, self.embedded.bin_path, self.embedded.system_user)
+        elif self.admin_url and not self.config.keep:
+            with contextlib.suppress(Exception):
+                drop_database(self.admin_url, self.database, drop_roles=True)
+        for path in (self.config.state_path, self.config.env_path):
+            path.unlink(missing_ok=True)
+
+    def _keep_postgres_log(self) -> None:
+        assert self.embedded is not None
+        if self.embedded.logfile.exists():
+            shutil.copyfile(self.embedded.logfile, self.config.logs_dir / "postgres.log")
+
+    # -- records -----------------------------------------------------------------------------
+
+    def _save_state(self) -> None:
+        state = {
+            "name": self.config.name,
+            "run_id": self.run_id,
+            "owner_pid": os.getpid(),
+            "mode": "external" if self.config.admin_database_url else "embedded",
+            "pgdata": str(self.embedded.pgdata) if self.embedded else None,
+            "pg_bin": str(self.embedded.bin_path) if self.embedded and self.embedded.bin_path else None,
+            "pg_system_user": self.embedded.system_user if self.embedded else None,
+            "admin_url": self.config.admin_database_url,
+            "database": self.database,
+            "keep": self.config.keep,
+            "processes": {name: proc.record() for name, proc in self.processes.items()},
+        }
+        _write_private(self.config.state_path, json.dumps(state, indent=2))
+
+    def _write_env_file(self) -> None:
+        lines = [f"export {key}={value!r}" for key, value in self.operator_env.items()]
+        _write_private(self.config.env_path, "\n".join(lines) + "\n")
+
+    def probe(self) -> dict[str, Any]:
+        assert self.dsns is not None
+        return {
+            "mode": "external" if self.config.admin_database_url else "embedded",
+            "run_id": self.run_id,
+            "postgres": {
+                "version": self.postgres_version,
+                "pid": self.embedded.pid() if self.embedded else None,
+                "database": self.database,
+            },
+            "services": {name: proc.record() for name, proc in self.processes.items()},
+            "urls": {"api": self.api_url, "mock_platform": self.mock_url},
+            "dsns": {
+                "runtime_async": redact_dsn(self.dsns.runtime_async),
+                "runtime_sync": redact_dsn(self.dsns.runtime_sync),
+                "broker": redact_dsn(self.dsns.broker),
+                "result_backend": redact_dsn(self.dsns.result_backend),
+                "migration": redact_dsn(self.dsns.migration),
+                "ops": redact_dsn(self.dsns.ops),
+            },
+            "timings": self.timings,
+            "python": sys.version.split()[0],
+        }
+
+    def write_probe(self) -> Path:
+        path = self.config.artifact_dir / "p8_topology_probe.json"
+        path.write_text(json.dumps(self.probe(), indent=2, sort_keys=True) + "\n")
+        return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def cleanup_stale(state_path: Path) -> dict[str, Any]:
+    """Stop whatever a previous run with this name left behind; returns what was found."""
+    if not state_path.exists():
+        return {"found": False}
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError):
+        state_path.unlink(missing_ok=True)
+        return {"found": True, "unreadable": True}
+    stopped = [name for name, record in state.get("processes", {}).items() if stop_recorded(record)]
+    cluster_running = False
+    if state.get("pgdata"):
+        pg_bin = Path(state["pg_bin"]) if state.get("pg_bin") else None
+        cluster_running = kill_stale_cluster(Path(state["pgdata"]), pg_bin, state.get("pg_system_user"))
+    elif state.get("admin_url") and not state.get("keep"):
+        with contextlib.suppress(Exception):
+            drop_database(state["admin_url"], state["database"], drop_roles=True)
+    state_path.unlink(missing_ok=True)
+    state_path.with_suffix(".env").unlink(missing_ok=True)
+    return {"found": True, "stopped_processes": stopped, "stopped_postgres": cluster_running}
+
+
+def sigterm_as_interrupt() -> Any:
+    """Let SIGTERM unwind like Ctrl-C so teardown runs; only possible on the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, _raise)
+
+
+def restore_sigterm(previous: Any) -> None:
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)

