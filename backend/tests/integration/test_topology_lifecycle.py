@@ -114,6 +114,19 @@ def test_killed_run_is_cleaned_up_by_the_next(test_artifacts: Path) -> None:
     up.wait(timeout=10)
     pids, pgdata = recorded(state)
     assert pgdata and postgres_processes_for(pgdata), "the embedded server should outlive its parent"
+    config = TopologyConfig(artifact_dir=test_artifacts / f"{name}-next", name=name)
+    with Topology(config) as successor:  # the next run with this name finds and stops the leftovers
+        assert_nothing_left(pids, pgdata)
+        assert successor.embedded is not None and str(successor.embedded.pgdata) != pgdata
+
+
+def test_down_cleans_up_a_killed_run(test_artifacts: Path) -> None:
+    name = "pytest-sigkill-down"
+    up = start_cli_up(name, test_artifacts / name)
+    state = wait_for_state(name, "worker")
+    up.kill()
+    up.wait(timeout=10)
+    pids, pgdata = recorded(state)
     result = subprocess.run(
         [sys.executable, "-m", "scripts.topology", "down", "--name", name],
         cwd=REPO_ROOT,
