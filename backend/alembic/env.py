@@ -7,8 +7,9 @@ import sys
 from logging.config import fileConfig
 
 from alembic import context
-from app.core.settings import to_sync_url
 from sqlalchemy import create_engine, pool, text
+
+from app.core.settings import to_sync_url
 
 config = context.config
 if config.config_file_name is not None:

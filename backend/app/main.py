@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
-from app.api import health, tenants
+from app.api import attribution, health, tenants, webhooks
 from app.core.problems import install_problem_handlers
 from app.core.settings import get_settings
+from app.services.outbox import run_relay
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the outbox relay beside the api for as long as it serves."""
+    stop = asyncio.Event()
+    relay = asyncio.create_task(run_relay(get_settings(), stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(relay, timeout=10)
 
 
 def create_app() -> FastAPI:
     get_settings()  # fail fast, naming the bad setting, before serving anything
-    app = FastAPI(title="Attribution backend", version="0.1.0")
+    app = FastAPI(title="Attribution backend", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(tenants.router)
+    app.include_router(webhooks.router)
+    app.include_router(attribution.router)
     return app

@@ -8,8 +8,8 @@ import hmac
 import socket
 
 import pytest
-from app.core.security import hash_api_key, new_api_key, parse_bearer
 
+from app.core.security import hash_api_key, new_api_key, parse_bearer
 from scripts.harness import redact_dsn, sync_dsn
 from scripts.topology.postgres import scram_verifier
 from scripts.topology.processes import free_port

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from app.core.settings import ConfigurationError, Settings, get_settings, to_sync_url
 
+from app.core.settings import ConfigurationError, Settings, get_settings, to_sync_url
 from scripts.harness import REPO_ROOT
 
 GOOD = {

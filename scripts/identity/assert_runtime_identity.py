@@ -16,8 +16,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
 
 import psycopg
-from app.core.roles import RUNTIME_ROLE
 
+from app.core.roles import RUNTIME_ROLE
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn, sync_dsn
 
 IDENTITY_SQL = """

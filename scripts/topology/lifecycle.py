@@ -23,8 +23,8 @@ from types import FrameType
 from typing import Any
 
 import httpx
-from app.core.roles import OPS_READER_ROLE, OWNER_ROLE, RUNTIME_ROLE
 
+from app.core.roles import OPS_READER_ROLE, OWNER_ROLE, RUNTIME_ROLE
 from scripts.harness import BACKEND_DIR, REPO_ROOT, redact_dsn
 from scripts.topology.postgres import (
     EmbeddedPostgres,

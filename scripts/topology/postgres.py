@@ -22,6 +22,9 @@ from pathlib import Path
 
 import psutil
 import psycopg
+from psycopg import sql
+from sqlalchemy.engine import URL, make_url
+
 from app.core.roles import (
     OPS_READER_ROLE,
     OWNER_ROLE,
@@ -29,8 +32,6 @@ from app.core.roles import (
     READ_WRITE_GROUP,
     RUNTIME_ROLE,
 )
-from psycopg import sql
-from sqlalchemy.engine import URL, make_url
 
 HBA_SECURED = """\
 # Written by scripts/topology: only the bootstrap superuser is trusted, on the local socket.

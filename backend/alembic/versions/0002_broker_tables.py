@@ -11,6 +11,7 @@ Create Date: 2026-11-23
 from __future__ import annotations
 
 from alembic import op
+
 from app.core.roles import OPS_READER_ROLE, READ_WRITE_GROUP
 
 revision = "0002"

@@ -41,6 +41,26 @@ class Settings(BaseSettings):
     worker_probe_timeout_s: float = Field(default=5.0, gt=0, le=60, validation_alias="WORKER_PROBE_TIMEOUT_S")
     worker_probe_cache_s: float = Field(default=2.0, ge=0, le=60, validation_alias="WORKER_PROBE_CACHE_S")
     db_pool_size: int = Field(default=10, ge=1, le=200, validation_alias="DB_POOL_SIZE")
+    webhook_max_body_bytes: int = Field(
+        default=65_536, ge=1024, le=10_485_760, validation_alias="WEBHOOK_MAX_BODY_BYTES"
+    )
+    webhook_tolerance_s: int = Field(default=300, ge=1, le=3600, validation_alias="WEBHOOK_TOLERANCE_S")
+    outbox_relay_interval_s: float = Field(
+        default=0.2, gt=0, le=60, validation_alias="OUTBOX_RELAY_INTERVAL_S"
+    )
+    outbox_redispatch_after_s: float = Field(
+        default=120, gt=0, le=86_400, validation_alias="OUTBOX_REDISPATCH_AFTER_S"
+    )
+    attribution_lookback_days: int = Field(
+        default=30, ge=1, le=365, validation_alias="ATTRIBUTION_LOOKBACK_DAYS"
+    )
+    # Celery limits for the Bayesian model (DESIGN §6); a job may ask for less, never more.
+    bayesian_soft_time_limit_s: float = Field(
+        default=270, gt=0, le=3600, validation_alias="BAYESIAN_SOFT_TIME_LIMIT_S"
+    )
+    bayesian_hard_time_limit_s: float = Field(
+        default=300, gt=0, le=3600, validation_alias="BAYESIAN_HARD_TIME_LIMIT_S"
+    )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "APP_LOG_LEVEL"))
 
     @field_validator("database_url")

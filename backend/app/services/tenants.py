@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.security import hash_api_key, new_api_key
 from app.core.tenancy import SET_API_KEY_SQL, SET_CONTEXT_SQL, TenantContext
+from app.services.webhook_signatures import new_webhook_secret
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class ProvisionedTenant:
     tenant_id: uuid.UUID
     user_id: str
     api_key: str  # shown once; only its hash is stored
+    webhook_secret: str  # the tenant signs webhooks with it (Standard Webhooks)
 
     @property
     def context(self) -> TenantContext:
@@ -25,7 +27,7 @@ class ProvisionedTenant:
 
 def create_tenant(conn: Connection, name: str, user_id: str = "owner") -> ProvisionedTenant:
     """Create a tenant and its first API key inside the caller's transaction (sync)."""
-    tenant = ProvisionedTenant(uuid.uuid4(), user_id, new_api_key())
+    tenant = ProvisionedTenant(uuid.uuid4(), user_id, new_api_key(), new_webhook_secret())
     conn.execute(SET_CONTEXT_SQL, tenant.context.as_params())
     conn.execute(
         text("INSERT INTO tenants (tenant_id, name) VALUES (:t, :n)"), {"t": tenant.tenant_id, "n": name}
@@ -34,7 +36,29 @@ def create_tenant(conn: Connection, name: str, user_id: str = "owner") -> Provis
         text("INSERT INTO api_keys (tenant_id, user_id, key_hash) VALUES (:t, :u, :h)"),
         {"t": tenant.tenant_id, "u": user_id, "h": hash_api_key(tenant.api_key)},
     )
+    conn.execute(
+        text("INSERT INTO webhook_secrets (tenant_id, secret) VALUES (:t, :s)"),
+        {"t": tenant.tenant_id, "s": tenant.webhook_secret},
+    )
     return tenant
+
+
+def rotate_webhook_secret(conn: Connection, ctx: TenantContext, grace_s: int = 86_400) -> str:
+    """Issue a new secret; the ones in force stay valid for ``grace_s`` so senders can switch over."""
+    conn.execute(SET_CONTEXT_SQL, ctx.as_params())
+    conn.execute(
+        text(
+            "UPDATE webhook_secrets SET expires_at = now() + make_interval(secs => :grace) "
+            "WHERE expires_at IS NULL OR expires_at > now() + make_interval(secs => :grace)"
+        ),
+        {"grace": grace_s},
+    )
+    secret = new_webhook_secret()
+    conn.execute(
+        text("INSERT INTO webhook_secrets (tenant_id, secret) VALUES (:t, :s)"),
+        {"t": ctx.tenant_id, "s": secret},
+    )
+    return secret
 
 
 RESOLVE_KEY_SQL = text("SELECT tenant_id, user_id FROM api_keys WHERE key_hash = :h AND revoked_at IS NULL")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app.core.settings import to_sync_url
-from app.services.tenants import ProvisionedTenant, create_tenant
 from sqlalchemy import Engine, create_engine
 
+from app.core.settings import to_sync_url
+from app.services.tenants import ProvisionedTenant, create_tenant
 from scripts.topology import Topology, TopologyConfig
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from app.core.db import tenant_transaction_sync
-from app.services.tenants import create_tenant
 from sqlalchemy import text
 
+from app.core.db import tenant_transaction_sync
+from app.services.tenants import create_tenant
 from scripts.topology import Topology, TopologyConfig
 
 from .conftest import engine_for

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from app.core.db import tenant_transaction_sync
-from app.core.roles import OWNER_ROLE
-from app.core.tenancy import TenantContext
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from app.core.db import tenant_transaction_sync
+from app.core.roles import OWNER_ROLE
+from app.core.tenancy import TenantContext
 from scripts.harness import sync_dsn
 from scripts.topology import Topology
 

@@ -1,0 +1,56 @@
+"""POST /webhooks/{platform}: signed webhook intake (logic in app.services.webhooks)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.core.problems import problem_response
+from app.core.settings import get_settings
+from app.services.webhooks import IngestOutcome, WebhookRequest, ingest
+
+router = APIRouter(tags=["webhooks"])
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    413: "Content Too Large",
+    422: "Unprocessable Content",
+}
+
+
+async def read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it exceeds ``limit`` (never buffers more than limit + one chunk)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/webhooks/{platform}", status_code=202)
+async def receive_webhook(platform: str, request: Request) -> JSONResponse:
+    settings = get_settings()
+    body = await read_capped(request, settings.webhook_max_body_bytes)
+    if body is None:
+        outcome = IngestOutcome(
+            413, "payload_too_large", f"body exceeds {settings.webhook_max_body_bytes} bytes"
+        )
+    else:
+        outcome = await ingest(WebhookRequest(platform, request.headers, body), settings)
+    if outcome.rejected:
+        return problem_response(
+            outcome.status,
+            TITLES.get(outcome.status, "Error"),
+            outcome.detail,
+            outcome.code,
+            instance=request.url.path,
+            **outcome.extra,
+        )
+    return JSONResponse({"status": outcome.code, **outcome.extra}, status_code=outcome.status)

@@ -1,0 +1,1 @@
+"""Attribution models: deterministic last-touch (SQL) and a Bayesian channel model (NumPy)."""

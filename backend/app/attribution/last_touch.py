@@ -1,0 +1,53 @@
+"""Deterministic last-touch: each conversion credits the latest touchpoint of the same customer
+inside the lookback window. Ties break on (occurred_at, external_event_id, id), so reruns match.
+
+The whole tenant is recomputed under a per-tenant advisory lock: bursts of events coalesce into
+one recompute, and two recomputes of one tenant never interleave.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Connection, text
+
+LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtextextended('last_touch:' || :tenant_id, 0))")
+CLEAR_SQL = text("DELETE FROM attribution_results WHERE model = 'last_touch'")
+RECOMPUTE_SQL = text(
+    """
+    INSERT INTO attribution_results (tenant_id, model, day, channel, revenue_cents, conversions)
+    SELECT c.tenant_id, 'last_touch', (c.occurred_at AT TIME ZONE 'UTC')::date,
+           coalesce(t.channel, 'unattributed'), sum(coalesce(c.revenue_cents, 0)), count(*)
+    FROM attribution_events c
+    LEFT JOIN LATERAL (
+        SELECT tp.channel FROM attribution_events tp
+        WHERE tp.tenant_id = c.tenant_id AND tp.event_type = 'touchpoint'
+          AND tp.customer_key = c.customer_key
+          AND tp.occurred_at <= c.occurred_at
+          AND tp.occurred_at > c.occurred_at - make_interval(days => :lookback_days)
+        ORDER BY tp.occurred_at DESC, tp.external_event_id DESC, tp.id DESC
+        LIMIT 1
+    ) t ON true
+    WHERE c.event_type = 'conversion'
+    GROUP BY 1, 2, 3, 4
+    """
+)
+COMPLETE_OUTBOX_SQL = text(
+    "UPDATE outbox SET completed_at = now() "
+    "WHERE kind = 'attribution_recompute' AND id <= :up_to AND completed_at IS NULL"
+)
+
+
+def recompute(
+    conn: Connection, tenant_id: uuid.UUID, lookback_days: int, up_to_outbox_id: int | None = None
+) -> int:
+    """Replace the tenant's last-touch results; returns the number of (day, channel) rows written.
+
+    Runs inside the caller's tenant transaction, so RLS scopes every statement to that tenant.
+    """
+    conn.execute(LOCK_SQL, {"tenant_id": str(tenant_id)})
+    conn.execute(CLEAR_SQL)
+    written = conn.execute(RECOMPUTE_SQL, {"lookback_days": lookback_days}).rowcount
+    if up_to_outbox_id is not None:
+        conn.execute(COMPLETE_OUTBOX_SQL, {"up_to": up_to_outbox_id})
+    return int(written)

@@ -1,0 +1,112 @@
+"""Attribution jobs and results, api side: a job row and its outbox row commit together."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.settings import Settings
+
+MAX_DRAWS = 200_000  # bounds a job's memory: chains x draws x channels floats
+
+
+class BayesianParams(BaseModel):
+    draws: int = Field(default=1000, ge=100, le=MAX_DRAWS)
+    warmup: int = Field(default=500, ge=0, le=MAX_DRAWS)
+    chains: int = Field(default=4, ge=2, le=8)
+    seed: int = Field(default=0, ge=0)
+    window_days: int = Field(default=90, ge=2, le=730)
+
+
+class JobRequest(BaseModel):
+    model: Literal["last_touch", "bayesian"]
+    params: BayesianParams = Field(default_factory=BayesianParams)
+    time_limit_s: float | None = Field(
+        default=None, gt=0, description="hard limit; at most the configured one"
+    )
+    soft_time_limit_s: float | None = Field(
+        default=None, ge=0, description="0: no soft limit, only the hard kill; default: the configured ratio"
+    )
+
+    @model_validator(mode="after")
+    def _soft_not_after_hard(self) -> JobRequest:
+        if self.time_limit_s and self.soft_time_limit_s and self.soft_time_limit_s > self.time_limit_s:
+            raise ValueError("soft_time_limit_s must not exceed time_limit_s")
+        return self
+
+    def limits(self, settings: Settings) -> tuple[float, float]:
+        """(soft, hard) seconds: the request's, never beyond the configured production limits."""
+        hard = min(
+            self.time_limit_s or settings.bayesian_hard_time_limit_s, settings.bayesian_hard_time_limit_s
+        )
+        ratio = settings.bayesian_soft_time_limit_s / settings.bayesian_hard_time_limit_s
+        if self.soft_time_limit_s == 0:
+            return 0.0, hard
+        soft = min(self.soft_time_limit_s or hard * ratio, hard)
+        return soft, hard
+
+
+INSERT_JOB_SQL = text(
+    "INSERT INTO attribution_jobs (tenant_id, model, params) "
+    "VALUES (:tenant_id, :model, CAST(:params AS jsonb)) RETURNING id, status, created_at"
+)
+INSERT_JOB_OUTBOX_SQL = text(
+    "INSERT INTO outbox (tenant_id, kind, payload) "
+    "VALUES (:tenant_id, 'attribution_job', CAST(:payload AS jsonb))"
+)
+GET_JOB_SQL = text(
+    "SELECT id, model, status, params, result, fallback_event, error, created_at, started_at, finished_at "
+    "FROM attribution_jobs WHERE id = :job_id"
+)
+RESULTS_SQL = text(
+    """
+    SELECT channel, sum(revenue_cents)::bigint AS revenue_cents, sum(conversions)::bigint AS conversions
+    FROM attribution_results
+    WHERE model = 'last_touch' AND day BETWEEN :start AND :end
+    GROUP BY channel ORDER BY channel
+    """
+)
+LATEST_BAYESIAN_SQL = text(
+    """
+    SELECT id, status, result, fallback_event, finished_at FROM attribution_jobs
+    WHERE model = 'bayesian' AND status IN ('succeeded', 'timed_out')
+    ORDER BY finished_at DESC LIMIT 1
+    """
+)
+
+
+async def create_job(
+    conn: AsyncConnection, tenant_id: uuid.UUID, request: JobRequest, settings: Settings
+) -> Any:
+    soft, hard = request.limits(settings)
+    params = request.params.model_dump() if request.model == "bayesian" else {}
+    job = (
+        await conn.execute(
+            INSERT_JOB_SQL, {"tenant_id": tenant_id, "model": request.model, "params": json.dumps(params)}
+        )
+    ).one()
+    payload = {"job_id": str(job.id), "time_limit_s": hard, "soft_time_limit_s": soft}
+    await conn.execute(INSERT_JOB_OUTBOX_SQL, {"tenant_id": tenant_id, "payload": json.dumps(payload)})
+    return job
+
+
+async def get_job(conn: AsyncConnection, job_id: uuid.UUID) -> Any:
+    return (await conn.execute(GET_JOB_SQL, {"job_id": job_id})).first()
+
+
+async def last_touch_channels(conn: AsyncConnection, start: date, end: date) -> list[dict[str, Any]]:
+    rows = await conn.execute(RESULTS_SQL, {"start": start, "end": end})
+    return [
+        {"channel": r.channel, "revenue_cents": int(r.revenue_cents), "conversions": int(r.conversions)}
+        for r in rows
+    ]
+
+
+async def latest_bayesian(conn: AsyncConnection) -> Any:
+    return (await conn.execute(LATEST_BAYESIAN_SQL)).first()

@@ -1,0 +1,140 @@
+"""The outbox relay: turns committed outbox rows into broker messages, and re-sends lost work.
+
+Runs inside every api process. Rows are claimed with FOR UPDATE SKIP LOCKED, so replicas never
+send the same row twice at once; a broker failure rolls the claim back and the next pass retries.
+Recompute rows coalesce: one message per tenant however many events arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Row, text
+from starlette.concurrency import run_in_threadpool
+
+from app.core.db import async_engine
+from app.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RECOMPUTE_TASK = "attribution.recompute_last_touch"
+RUN_JOB_TASK = "attribution.run_job"
+DEADLINE_GRACE_S = 30.0
+
+SYSTEM_SCOPE_SQL = text("SELECT set_config('app.system_scope', 'outbox_relay', true)")
+CLAIM_SQL = text(
+    """
+    SELECT id, tenant_id, kind, payload FROM outbox
+    WHERE dispatched_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+    """
+)
+MARK_SQL = text("UPDATE outbox SET dispatched_at = now(), attempts = attempts + 1 WHERE id = ANY(:ids)")
+REDISPATCH_SQL = text(
+    """
+    UPDATE outbox SET dispatched_at = NULL, last_error = 'no completion in time; sent again'
+    WHERE completed_at IS NULL AND dispatched_at < now() - make_interval(secs => :after_s)
+    """
+)
+EXPIRE_JOBS_SQL = text(
+    """
+    UPDATE attribution_jobs
+    SET status = 'timed_out', fallback_event = 'deterministic_last_touch', finished_at = now(),
+        error = 'deadline passed without a result (worker lost)',
+        result = '{"served_model": "last_touch"}'::jsonb
+    WHERE status = 'running' AND deadline_at < now()
+    RETURNING tenant_id
+    """
+)
+RECOMPUTE_OUTBOX_SQL = text(
+    "INSERT INTO outbox (tenant_id, kind) VALUES (:tenant_id, 'attribution_recompute')"
+)
+
+
+@dataclass
+class Dispatch:
+    task: str
+    args: list[Any]
+    options: dict[str, Any]
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+def plan(rows: Iterable[Row[Any]]) -> list[Dispatch]:
+    """One recompute per tenant (the highest outbox id marks what it covers); one message per job."""
+    recomputes: dict[str, Dispatch] = {}
+    dispatches: list[Dispatch] = []
+    for row in rows:
+        tenant = str(row.tenant_id)
+        if row.kind == "attribution_recompute":
+            entry = recomputes.setdefault(
+                tenant, Dispatch(RECOMPUTE_TASK, [tenant, 0], {"queue": "attribution"})
+            )
+            entry.args[1] = max(entry.args[1], row.id)
+            entry.outbox_ids.append(row.id)
+        else:
+            payload = dict(row.payload)
+            hard = float(payload["time_limit_s"])
+            options: dict[str, Any] = {"queue": "attribution", "time_limit": hard}
+            if float(payload["soft_time_limit_s"]) > 0:  # 0: the hard kill is the only limit
+                options["soft_time_limit"] = float(payload["soft_time_limit_s"])
+            dispatches.append(
+                Dispatch(
+                    RUN_JOB_TASK, [tenant, payload["job_id"], hard + DEADLINE_GRACE_S], options, [row.id]
+                )
+            )
+    return list(recomputes.values()) + dispatches
+
+
+def send(dispatches: Sequence[Dispatch]) -> None:
+    from app.worker.celery_app import celery_app
+
+    for dispatch in dispatches:
+        celery_app.send_task(dispatch.task, args=dispatch.args, **dispatch.options)
+
+
+async def relay_once(limit: int = 1000) -> int:
+    """Send what is pending; returns how many outbox rows were dispatched."""
+    async with async_engine().begin() as conn:
+        await conn.execute(SYSTEM_SCOPE_SQL)
+        rows = (await conn.execute(CLAIM_SQL, {"limit": limit})).all()
+        if not rows:
+            return 0
+        dispatches = plan(rows)
+        await run_in_threadpool(send, dispatches)
+        await conn.execute(MARK_SQL, {"ids": [i for d in dispatches for i in d.outbox_ids]})
+    return len(rows)
+
+
+async def sweep(settings: Settings) -> dict[str, int]:
+    """Time out jobs whose worker vanished, and send again work that never completed."""
+    async with async_engine().begin() as conn:
+        await conn.execute(SYSTEM_SCOPE_SQL)
+        expired = (await conn.execute(EXPIRE_JOBS_SQL)).all()
+        for row in expired:
+            await conn.execute(RECOMPUTE_OUTBOX_SQL, {"tenant_id": row.tenant_id})
+        resent = (
+            await conn.execute(REDISPATCH_SQL, {"after_s": settings.outbox_redispatch_after_s})
+        ).rowcount
+    return {"expired_jobs": len(expired), "redispatched": int(resent)}
+
+
+async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
+    """The relay loop: frequent sends, a sweep every few seconds, backoff when the broker fails."""
+    sweep_every = max(1, int(5 / settings.outbox_relay_interval_s))
+    delay, passes = settings.outbox_relay_interval_s, 0
+    while not stop.is_set():
+        try:
+            sent = await relay_once()
+            passes += 1
+            if passes % sweep_every == 0:
+                await sweep(settings)
+            delay = 0.0 if sent else settings.outbox_relay_interval_s
+        except Exception as exc:
+            log.warning("outbox relay pass failed (%s); retrying", type(exc).__name__)
+            delay = min(max(delay * 2, settings.outbox_relay_interval_s), 5.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay or 0.001)

@@ -1,0 +1,60 @@
+"""Sending signed webhooks to the live api, as a tenant's platform would."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from app.services.tenants import ProvisionedTenant
+from app.services.webhook_signatures import sign
+
+T = TypeVar("T")
+
+
+def signed_headers(
+    tenant: ProvisionedTenant,
+    body: bytes,
+    *,
+    webhook_id: str | None = None,
+    timestamp: int | None = None,
+    secret: str | None = None,
+) -> dict[str, str]:
+    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {
+        "content-type": "application/json",
+        "x-tenant-id": str(tenant.tenant_id),
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret or tenant.webhook_secret, webhook_id, timestamp, body),
+    }
+
+
+def post_webhook(
+    api: httpx.Client, platform: str, tenant: ProvisionedTenant, payload: Any, **header_overrides: Any
+) -> httpx.Response:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return api.post(
+        f"/webhooks/{platform}", content=body, headers=signed_headers(tenant, body, **header_overrides)
+    )
+
+
+def eventually(probe: Callable[[], T | None], timeout_s: float = 20.0, interval_s: float = 0.1) -> T:
+    """Poll until ``probe`` returns something truthy; fail with the last value otherwise."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s}s (last: {last!r})")
+
+
+def bearer(tenant: ProvisionedTenant) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tenant.api_key}"}

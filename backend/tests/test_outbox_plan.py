@@ -1,0 +1,34 @@
+"""The relay's dispatch plan: recomputes coalesce per tenant; jobs go one by one with their limits."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from app.services.outbox import DEADLINE_GRACE_S, RECOMPUTE_TASK, RUN_JOB_TASK, plan
+
+
+def row(
+    id_: int, tenant: str, kind: str = "attribution_recompute", payload: dict | None = None
+) -> SimpleNamespace:
+    return SimpleNamespace(id=id_, tenant_id=tenant, kind=kind, payload=payload or {})
+
+
+def test_recomputes_coalesce_to_one_message_per_tenant() -> None:
+    dispatches = plan([row(1, "a"), row(2, "b"), row(3, "a"), row(7, "a")])
+    recomputes = {d.args[0]: d for d in dispatches if d.task == RECOMPUTE_TASK}
+    assert set(recomputes) == {"a", "b"}
+    assert recomputes["a"].args == ["a", 7] and sorted(recomputes["a"].outbox_ids) == [1, 3, 7]
+    assert recomputes["b"].args == ["b", 2]
+
+
+def test_jobs_carry_their_limits_and_zero_soft_means_none() -> None:
+    jobs = plan(
+        [
+            row(5, "a", "attribution_job", {"job_id": "j1", "time_limit_s": 300, "soft_time_limit_s": 270}),
+            row(6, "a", "attribution_job", {"job_id": "j2", "time_limit_s": 3, "soft_time_limit_s": 0}),
+        ]
+    )
+    assert [d.task for d in jobs] == [RUN_JOB_TASK, RUN_JOB_TASK]
+    assert jobs[0].options == {"queue": "attribution", "time_limit": 300.0, "soft_time_limit": 270.0}
+    assert jobs[1].options == {"queue": "attribution", "time_limit": 3.0}
+    assert jobs[1].args == ["a", "j2", 3.0 + DEADLINE_GRACE_S]

@@ -1,0 +1,66 @@
+"""PII scrubbing: the four kinds go, and ordinary values (dates, amounts, ids) stay intact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.services.pii import contains_pii, pseudonymize, scrub, scrub_text
+
+TENANT = "00000000-0000-0000-0000-000000000001"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "jane.doe+ads@example.co.uk",
+        "+14155552671",
+        "+44 20 7946 0958",
+        "(415) 555-2671",
+        "4111 1111 1111 1111",
+        "5500-0000-0000-0004",
+        "203.0.113.77",
+        "2001:db8:85a3::8a2e:370:7334",
+        "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+    ],
+)
+def test_pii_shapes_are_redacted_inside_text(raw: str) -> None:
+    text = f"note: customer said {raw} yesterday"
+    cleaned = scrub_text(text)
+    assert raw not in cleaned
+    assert "[redacted:" in cleaned
+    assert contains_pii(text) and not contains_pii(cleaned)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-23T10:00:00Z",
+        "2026-11-23",
+        "evt_1NQ2x9",
+        "order 1001",
+        "12.50",
+        "1234567890123",  # not Luhn-valid
+        "ch_3MmlLrLkdIwHu7ix0snN0B15",
+        "v1.2.3.4beta",
+        "10:00:00",
+    ],
+)
+def test_ordinary_values_survive(value: str) -> None:
+    assert scrub_text(value) == value
+
+
+def test_known_pii_fields_are_pseudonymized_consistently() -> None:
+    document = {
+        "email": "A@Example.com",
+        "nested": {"billing_details": {"name": "Ann"}},
+        "amount": 1250,
+        "items": [{"note": "call +14155552671"}],
+    }
+    cleaned = scrub(document, TENANT)
+    assert cleaned["email"] == pseudonymize(TENANT, "a@example.com")  # case-insensitive, joinable
+    assert cleaned["amount"] == 1250
+    assert "+14155552671" not in json.dumps(cleaned)
+    assert "Ann" not in json.dumps(cleaned)
+    assert scrub(document, "another-tenant")["email"] != cleaned["email"]  # pseudonyms are tenant-scoped
