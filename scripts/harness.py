@@ -60,9 +60,7 @@ def emit(payload: dict[str, Any], output: Path | None = None) -> None:
 def fail(code: ExitCode, message: str, **extra: Any) -> NoReturn:
     """One clear line on stderr plus a JSON verdict on stdout; no traceback."""
     print(f"error: {message}", file=sys.stderr)
-    emit(
-        {"status": "error" if code == ExitCode.USAGE_OR_ENVIRONMENT else "failed", "error": message, **extra}
-    )
+    emit({"status": "error" if code == ExitCode.USAGE_OR_ENVIRONMENT else "failed", "error": message, **extra})
     sys.exit(int(code))
 
 

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from app.api import attribution, health, tenants, webhooks
+from app.api import attribution, health, reconciliation, tenants, webhooks
+from app.api.deps import known_query_parameters
+from app.api.openapi import install_openapi
 from app.core.problems import install_problem_handlers
 from app.core.settings import get_settings
 from app.services.outbox import run_relay
@@ -28,10 +30,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     get_settings()  # fail fast, naming the bad setting, before serving anything
-    app = FastAPI(title="Attribution backend", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Attribution backend", version="0.1.0", lifespan=lifespan, dependencies=[Depends(known_query_parameters)]
+    )
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(tenants.router)
     app.include_router(webhooks.router)
     app.include_router(attribution.router)
+    app.include_router(reconciliation.router)
+    install_openapi(app)
     return app

@@ -36,9 +36,7 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.protocols.Validator:
-    schema_text = (
-        resources.files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
-    )
+    schema_text = resources.files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
     schema = json.loads(schema_text)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -66,9 +64,7 @@ def test_schema_valid(compose: dict[str, Any], validator: jsonschema.protocols.V
     assert errors == []
 
 
-def test_schema_rejects_a_broken_file(
-    compose: dict[str, Any], validator: jsonschema.protocols.Validator
-) -> None:
+def test_schema_rejects_a_broken_file(compose: dict[str, Any], validator: jsonschema.protocols.Validator) -> None:
     """Negative control: the schema really constrains services."""
     broken = copy.deepcopy(compose)
     broken["services"]["api"]["restart_policy_typo"] = "always"
@@ -82,9 +78,7 @@ def test_four_processes_are_described(compose: dict[str, Any]) -> None:
 
 def test_runtime_services_get_only_app_user_dsns(compose: dict[str, Any]) -> None:
     assert runtime_violations(compose) == []
-    dsns = [
-        v for s in RUNTIME_SERVICES for v in compose["services"][s]["environment"].values() if "://" in str(v)
-    ]
+    dsns = [v for s in RUNTIME_SERVICES for v in compose["services"][s]["environment"].values() if "://" in str(v)]
     assert len(dsns) >= 8  # every DSN was inspected, not skipped
 
 
@@ -104,9 +98,7 @@ def test_runtime_services_get_only_app_user_dsns(compose: dict[str, Any]) -> Non
         ),
     ],
 )
-def test_rules_catch_privileged_runtime_dsns(
-    compose: dict[str, Any], key: str, value: str, expected: str
-) -> None:
+def test_rules_catch_privileged_runtime_dsns(compose: dict[str, Any], key: str, value: str, expected: str) -> None:
     """Negative control: each rule fires on the mistake it exists for."""
     mutated = copy.deepcopy(compose)
     mutated["services"]["api"]["environment"] = {**mutated["services"]["api"]["environment"], key: value}

@@ -7,9 +7,7 @@ from types import SimpleNamespace
 from app.services.outbox import DEADLINE_GRACE_S, RECOMPUTE_TASK, RUN_JOB_TASK, plan
 
 
-def row(
-    id_: int, tenant: str, kind: str = "attribution_recompute", payload: dict | None = None
-) -> SimpleNamespace:
+def row(id_: int, tenant: str, kind: str = "attribution_recompute", payload: dict | None = None) -> SimpleNamespace:
     return SimpleNamespace(id=id_, tenant_id=tenant, kind=kind, payload=payload or {})
 
 

@@ -85,9 +85,7 @@ def eg8_1_topology(ctx: GateContext) -> GateResult:
     ]
     metrics = {"up_s": topo.timings.get("up_s"), "exit_codes": steps}
     if failed:
-        return GateResult(
-            "failed", evidence, metrics, error=f"{', '.join(failed)} failed; see logs/eg8_1_*.log"
-        )
+        return GateResult("failed", evidence, metrics, error=f"{', '.join(failed)} failed; see logs/eg8_1_*.log")
     return GateResult("passed", evidence, metrics)
 
 

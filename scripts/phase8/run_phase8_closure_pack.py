@@ -33,9 +33,7 @@ SUMMARY = "phase8_gate_summary.json"
 
 
 def git_sha() -> str:
-    result = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
@@ -112,9 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[phase8] FAILED: {summary['error']}; read {artifact_dir / SUMMARY}", file=sys.stderr)
         return ExitCode.GATE_FAILED
     if summary["not_built"]:
-        print(
-            f"[phase8] built gates passed; not built yet: {', '.join(summary['not_built'])}", file=sys.stderr
-        )
+        print(f"[phase8] built gates passed; not built yet: {', '.join(summary['not_built'])}", file=sys.stderr)
     return ExitCode.PASS
 
 
@@ -124,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--artifact-dir", type=Path, default=Path("artifacts/b07-phase8"))
     modes = parser.add_mutually_exclusive_group()
-    modes.add_argument(
-        "--ci-subset", action="store_true", help="functional gates, null benchmark + sanity load"
-    )
+    modes.add_argument("--ci-subset", action="store_true", help="functional gates, null benchmark + sanity load")
     modes.add_argument("--full-physics", action="store_true", help="default gates plus the capacity sweep")
     parser.add_argument(
         "--admin-database-url",

@@ -55,12 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--mock-port", type=int, help="preferred mock_platform port")
     up.add_argument("--worker-concurrency", type=int, default=2)
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for health")
-    up.add_argument(
-        "--foreground", action="store_true", help="stay attached; Ctrl-C or SIGTERM tears everything down"
-    )
-    prov = sub.add_parser(
-        "provision", help="create roles and the database on a server (compose's one-shot step)"
-    )
+    up.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C or SIGTERM tears everything down")
+    prov = sub.add_parser("provision", help="create roles and the database on a server (compose's one-shot step)")
     prov.add_argument(
         "--admin-database-url",
         default=os.environ.get("PHASE8_ADMIN_DATABASE_URL"),
@@ -69,9 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     prov.add_argument("--database", default="attribution")
     for name in ("down", "status"):
         cmd = sub.add_parser(name, help=f"{name} the topology recorded in .run/<name>.json")
-        cmd.add_argument(
-            "--artifact-dir", type=Path, default=Path("artifacts/topology"), help=argparse.SUPPRESS
-        )
+        cmd.add_argument("--artifact-dir", type=Path, default=Path("artifacts/topology"), help=argparse.SUPPRESS)
     for cmd in sub.choices.values():
         cmd.add_argument("--name", default="topology", help="run name; state in .run/<name>.json")
     return parser

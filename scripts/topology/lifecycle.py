@@ -258,9 +258,7 @@ class Topology:
         elif name == "api":
             port = previous.port if previous else free_port(self.config.api_port)
         env = self.runtime_env if name != "mock_platform" else self._base_env()
-        proc = ManagedProcess(
-            name, self._argv(name, port), env, REPO_ROOT, self.config.logs_dir / f"{name}.log"
-        )
+        proc = ManagedProcess(name, self._argv(name, port), env, REPO_ROOT, self.config.logs_dir / f"{name}.log")
         proc.port = port
         proc.start()
         self.processes[name] = proc

@@ -55,9 +55,7 @@ class Endpoint:
 
     def url(self, user: str, password: str | None, database: str, driver: str = "postgresql") -> URL:
         if self.host.startswith("/"):
-            return URL.create(
-                driver, user, password, None, None, database, {"host": self.host, "port": str(self.port)}
-            )
+            return URL.create(driver, user, password, None, None, database, {"host": self.host, "port": str(self.port)})
         return URL.create(driver, user, password, self.host, self.port, database)
 
 
@@ -120,9 +118,7 @@ def provision(admin_url: str, database: str, passwords: RolePasswords, recreate:
         ensure_role(OWNER_ROLE, f"LOGIN {common} NOBYPASSRLS", passwords.owner)
         ensure_role(RUNTIME_ROLE, f"LOGIN INHERIT {common} NOBYPASSRLS", passwords.runtime)
         ensure_role(OPS_READER_ROLE, f"LOGIN {common} BYPASSRLS", passwords.ops_reader)
-        conn.execute(
-            sql.SQL("GRANT {} TO {}").format(sql.Identifier(READ_WRITE_GROUP), sql.Identifier(RUNTIME_ROLE))
-        )
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READ_WRITE_GROUP), sql.Identifier(RUNTIME_ROLE)))
 
         db = sql.Identifier(database)
         if recreate:
@@ -278,7 +274,5 @@ def kill_stale_cluster(pgdata: Path, bin_path: Path | None, system_user: str | N
             except psutil.NoSuchProcess:
                 break
             time.sleep(0.1)
-    shutil.rmtree(
-        pgdata.parent if pgdata.parent.name.startswith("attrib-pg-") else pgdata, ignore_errors=True
-    )
+    shutil.rmtree(pgdata.parent if pgdata.parent.name.startswith("attrib-pg-") else pgdata, ignore_errors=True)
     return pid is not None

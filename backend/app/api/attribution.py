@@ -7,15 +7,29 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 
 from app.api.deps import Tenant
 from app.core.db import tenant_transaction
 from app.core.problems import ProblemError
 from app.core.settings import get_settings
+from app.schemas.attribution import Job, JobCreated, Results
+from app.schemas.common import problems
 from app.services import attribution
 
-router = APIRouter(prefix="/api/v1/attribution", tags=["attribution"])
+router = APIRouter(prefix="/api/v1/attribution", tags=["attribution"], responses=problems(400, 401, 422))
+
+
+ISO_DAY = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _day(value: str | None) -> date | None:
+    """A calendar day from YYYY-MM-DD; an impossible one (2026-02-30) is a 422, not a guess."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ProblemError(422, "Unprocessable Content", f"{value!r} is not a calendar day", "invalid_window") from None
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -37,16 +51,14 @@ def _job_body(row: Any) -> dict[str, Any]:
     }
 
 
-@router.post("/jobs", status_code=202)
-async def create_job(request: attribution.JobRequest, ctx: Tenant) -> JSONResponse:
+@router.post("/jobs", status_code=202, response_model=JobCreated)
+async def create_job(request: attribution.JobRequest, ctx: Tenant) -> JobCreated:
     async with tenant_transaction(ctx) as conn:
         job = await attribution.create_job(conn, ctx.tenant_id, request, get_settings())
-    return JSONResponse(
-        {"job_id": str(job.id), "status": job.status, "model": request.model}, status_code=202
-    )
+    return JobCreated(job_id=str(job.id), status=job.status, model=request.model)
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=Job, responses=problems(404))
 async def get_job(job_id: uuid.UUID, ctx: Tenant) -> dict[str, Any]:
     async with tenant_transaction(ctx) as conn:
         row = await attribution.get_job(conn, job_id)
@@ -55,26 +67,28 @@ async def get_job(job_id: uuid.UUID, ctx: Tenant) -> dict[str, Any]:
     return _job_body(row)
 
 
-@router.get("/results")
+@router.get("/results", response_model=Results)
 async def results(
     ctx: Tenant,
     model: Literal["last_touch", "bayesian"] = "last_touch",
-    start: Annotated[date | None, Query(description="first day (UTC), default 30 days before end")] = None,
-    end: Annotated[date | None, Query(description="last day (UTC), default today")] = None,
+    start: Annotated[
+        str | None, Query(pattern=ISO_DAY, description="first day (UTC), default 30 days before end")
+    ] = None,
+    end: Annotated[str | None, Query(pattern=ISO_DAY, description="last day (UTC), default today")] = None,
 ) -> dict[str, Any]:
-    end = end or datetime.now(UTC).date()
-    start = start or end - timedelta(days=30)
-    if start > end:
+    last = _day(end) or datetime.now(UTC).date()
+    first = _day(start) or last - timedelta(days=30)
+    if first > last:
         raise ProblemError(422, "Unprocessable Content", "start must not be after end", "invalid_window")
-    if (end - start).days > 3660:
+    if (last - first).days > 3660:
         raise ProblemError(422, "Unprocessable Content", "window longer than ten years", "invalid_window")
     async with tenant_transaction(ctx) as conn:
-        channels = await attribution.last_touch_channels(conn, start, end)
+        channels = await attribution.last_touch_channels(conn, first, last)
         body: dict[str, Any] = {
             "model": model,
             "served_model": "last_touch",
             "fallback_event": None,
-            "window": {"start": start.isoformat(), "end": end.isoformat()},
+            "window": {"start": first.isoformat(), "end": last.isoformat()},
             "channels": channels,
             "total_revenue_cents": sum(c["revenue_cents"] for c in channels),
         }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from app.core.db import system_transaction
 from app.core.problems import ProblemError
@@ -25,3 +27,23 @@ async def current_tenant(authorization: Annotated[str | None, Header()] = None) 
 
 
 Tenant = Annotated[TenantContext, Depends(current_tenant)]
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def known_query_parameters(request: Request) -> None:
+    """Refuse query parameters the contract does not declare, rather than silently ignoring them."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    allowed = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ProblemError(
+            422, "Unprocessable Content", f"unknown query parameter(s): {unknown}", "unknown_query_parameter"
+        )

@@ -9,28 +9,33 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.core.settings import get_settings
+from app.schemas.health import HealthReport, Live
 from app.services.health import WorkerProbeCache, probe_worker, readiness
 
 router = APIRouter(prefix="/health", tags=["health"])
 _worker_cache = WorkerProbeCache()
+REPORTS: dict[int | str, dict[str, Any]] = {
+    200: {"model": HealthReport, "description": "ready"},
+    503: {"model": HealthReport, "description": "not ready; `failed` names the checks"},
+}
 
 
 def _answer(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
 
 
-@router.get("/live")
-async def live() -> dict[str, str]:
-    return {"status": "live"}
+@router.get("/live", response_model=Live)
+async def live() -> Live:
+    return Live(status="live")
 
 
-@router.get("/ready")
+@router.get("/ready", responses=REPORTS, response_class=JSONResponse)
 async def ready() -> JSONResponse:
     report = await readiness()
     return _answer(report.body())
 
 
-@router.get("/worker")
+@router.get("/worker", responses=REPORTS, response_class=JSONResponse)
 async def worker(
     fresh: bool = Query(default=False, description="skip the short result cache"),
 ) -> JSONResponse:

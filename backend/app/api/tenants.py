@@ -9,8 +9,9 @@ from sqlalchemy import text
 from app.api.deps import Tenant
 from app.core.db import tenant_transaction
 from app.core.problems import ProblemError
+from app.schemas.common import problems
 
-router = APIRouter(prefix="/api/v1", tags=["tenants"])
+router = APIRouter(prefix="/api/v1", tags=["tenants"], responses=problems(401))
 
 
 class Me(BaseModel):
@@ -24,7 +25,5 @@ async def me(ctx: Tenant) -> Me:
     async with tenant_transaction(ctx) as conn:
         row = (await conn.execute(text("SELECT tenant_id, name FROM tenants"))).first()
     if row is None:  # RLS hid it: the context did not reach the database
-        raise ProblemError(
-            500, "Tenant context lost", "tenant row not visible in its own context", "rls_context"
-        )
+        raise ProblemError(500, "Tenant context lost", "tenant row not visible in its own context", "rls_context")
     return Me(tenant_id=str(row.tenant_id), tenant_name=row.name, user_id=ctx.user_id)

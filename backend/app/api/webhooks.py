@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.core.problems import problem_response
 from app.core.settings import get_settings
+from app.schemas.common import problems
+from app.schemas.webhooks import WebhookReceipt
 from app.services.webhooks import IngestOutcome, WebhookRequest, ingest
 
 router = APIRouter(tags=["webhooks"])
+RECEIPTS: dict[int | str, dict[str, Any]] = {
+    200: {"model": WebhookReceipt, "description": "duplicate: already received, nothing new stored"},
+    202: {"model": WebhookReceipt, "description": "accepted: stored, attribution scheduled"},
+    **problems(400, 401, 404, 413, 422),
+}
 
 TITLES = {
     400: "Bad Request",
@@ -34,14 +43,32 @@ async def read_capped(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-@router.post("/webhooks/{platform}", status_code=202)
+SIGNED_REQUEST: dict[str, Any] = {
+    "parameters": [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}, "description": text}
+        for name, text in (
+            ("x-tenant-id", "the tenant UUID the webhook is for"),
+            ("webhook-id", "unique message id (Standard Webhooks); replays of it are duplicates"),
+            ("webhook-timestamp", "unix seconds; must be within the tolerance (300 s)"),
+            ("webhook-signature", "space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`"),
+        )
+    ],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+}
+
+
+@router.post(
+    "/webhooks/{platform}",
+    status_code=202,
+    responses=RECEIPTS,
+    response_class=JSONResponse,
+    openapi_extra=SIGNED_REQUEST,
+)
 async def receive_webhook(platform: str, request: Request) -> JSONResponse:
     settings = get_settings()
     body = await read_capped(request, settings.webhook_max_body_bytes)
     if body is None:
-        outcome = IngestOutcome(
-            413, "payload_too_large", f"body exceeds {settings.webhook_max_body_bytes} bytes"
-        )
+        outcome = IngestOutcome(413, "payload_too_large", f"body exceeds {settings.webhook_max_body_bytes} bytes")
     else:
         outcome = await ingest(WebhookRequest(platform, request.headers, body), settings)
     if outcome.rejected:

@@ -82,9 +82,7 @@ def finish(
     return bool(changed)
 
 
-def time_out(
-    conn: Connection, tenant_id: uuid.UUID, job_id: uuid.UUID, reason: str, lookback_days: int
-) -> bool:
+def time_out(conn: Connection, tenant_id: uuid.UUID, job_id: uuid.UUID, reason: str, lookback_days: int) -> bool:
     """Record the timeout and serve last-touch instead: recompute it now so it is current."""
     rows = last_touch.recompute(conn, tenant_id, lookback_days)
     return finish(
@@ -112,9 +110,7 @@ def training_data(conn: Connection, window_days: int) -> tuple[np.ndarray, np.nd
     return x, y, channels
 
 
-def run_bayesian_on(
-    x: np.ndarray, y: np.ndarray, channels: list[str], params: dict[str, Any]
-) -> dict[str, Any]:
+def run_bayesian_on(x: np.ndarray, y: np.ndarray, channels: list[str], params: dict[str, Any]) -> dict[str, Any]:
     if len(channels) == 0 or len(y) < 2:
         raise ValueError("not enough data: need touchpoints and conversions on at least two days")
     posterior = bayesian.fit(

@@ -38,9 +38,7 @@ COMPLETE_OUTBOX_SQL = text(
 )
 
 
-def recompute(
-    conn: Connection, tenant_id: uuid.UUID, lookback_days: int, up_to_outbox_id: int | None = None
-) -> int:
+def recompute(conn: Connection, tenant_id: uuid.UUID, lookback_days: int, up_to_outbox_id: int | None = None) -> int:
     """Replace the tenant's last-touch results; returns the number of (day, channel) rows written.
 
     Runs inside the caller's tenant transaction, so RLS scopes every statement to that tenant.

@@ -26,13 +26,16 @@ def async_engine() -> AsyncEngine:
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        hide_parameters=True,  # bound values (keys, payloads) never reach an error message or a log
     )
 
 
 @lru_cache(maxsize=1)
 def sync_engine() -> Engine:
     settings = get_settings()
-    return create_engine(settings.sync_database_url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    return create_engine(
+        settings.sync_database_url, pool_size=5, max_overflow=5, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def reset_engines_after_fork() -> None:

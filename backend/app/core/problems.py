@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -43,22 +44,35 @@ def problem_response(
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(
-            exc.status, exc.title, exc.detail, exc.code, instance=request.url.path, **exc.extra
-        )
+        return problem_response(exc.status, exc.title, exc.detail, exc.code, instance=request.url.path, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = "Not Found" if exc.status_code == 404 else "HTTP error"
-        return problem_response(
+        response = problem_response(
             exc.status_code, title, str(exc.detail), f"http_{exc.status_code}", instance=request.url.path
         )
+        response.headers.update(exc.headers or {})  # e.g. Allow on 405, as RFC 9110 requires
+        return response
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        """Input PostgreSQL cannot store (SQLSTATE class 22, data exception) is the caller's error."""
+        sqlstate = str(getattr(exc.orig, "sqlstate", "") or getattr(exc.orig, "pgcode", "") or "")
+        if sqlstate.startswith("22"):
+            return problem_response(
+                422,
+                "Unprocessable Content",
+                "a value cannot be stored as given",
+                "invalid_data",
+                instance=request.url.path,
+            )
+        raise exc
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
-            for err in exc.errors()
+            {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))} for err in exc.errors()
         ]
         return problem_response(
             422,

@@ -27,17 +27,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
     database_url: str = Field(validation_alias="DATABASE_URL")
-    runtime_sync_database_url: str | None = Field(
-        default=None, validation_alias="B07_P4_RUNTIME_DATABASE_URL"
-    )
+    runtime_sync_database_url: str | None = Field(default=None, validation_alias="B07_P4_RUNTIME_DATABASE_URL")
     celery_broker_url: str = Field(validation_alias="CELERY_BROKER_URL")
     celery_result_backend: str = Field(validation_alias="CELERY_RESULT_BACKEND")
     mock_platform_url: str | None = Field(default=None, validation_alias="MOCK_PLATFORM_URL")
+    payments_api_base_url: str | None = Field(default=None, validation_alias="PAYMENTS_API_BASE_URL")
+    reconciliation_page_size: int = Field(default=100, ge=1, le=100, validation_alias="RECONCILIATION_PAGE_SIZE")
+    reconciliation_max_retries: int = Field(default=4, ge=0, le=20, validation_alias="RECONCILIATION_MAX_RETRIES")
+    reconciliation_max_retry_after_s: float = Field(
+        default=30, ge=0, le=600, validation_alias="RECONCILIATION_MAX_RETRY_AFTER_S"
+    )
 
     # Broker tuning: kombu's SQL transport polls; 50 ms keeps a probe round trip near 60 ms (DESIGN §12).
-    broker_polling_interval_s: float = Field(
-        default=0.05, gt=0, le=5, validation_alias="BROKER_POLLING_INTERVAL_S"
-    )
+    broker_polling_interval_s: float = Field(default=0.05, gt=0, le=5, validation_alias="BROKER_POLLING_INTERVAL_S")
     worker_probe_timeout_s: float = Field(default=5.0, gt=0, le=60, validation_alias="WORKER_PROBE_TIMEOUT_S")
     worker_probe_cache_s: float = Field(default=2.0, ge=0, le=60, validation_alias="WORKER_PROBE_CACHE_S")
     db_pool_size: int = Field(default=10, ge=1, le=200, validation_alias="DB_POOL_SIZE")
@@ -45,22 +47,12 @@ class Settings(BaseSettings):
         default=65_536, ge=1024, le=10_485_760, validation_alias="WEBHOOK_MAX_BODY_BYTES"
     )
     webhook_tolerance_s: int = Field(default=300, ge=1, le=3600, validation_alias="WEBHOOK_TOLERANCE_S")
-    outbox_relay_interval_s: float = Field(
-        default=0.2, gt=0, le=60, validation_alias="OUTBOX_RELAY_INTERVAL_S"
-    )
-    outbox_redispatch_after_s: float = Field(
-        default=120, gt=0, le=86_400, validation_alias="OUTBOX_REDISPATCH_AFTER_S"
-    )
-    attribution_lookback_days: int = Field(
-        default=30, ge=1, le=365, validation_alias="ATTRIBUTION_LOOKBACK_DAYS"
-    )
+    outbox_relay_interval_s: float = Field(default=0.2, gt=0, le=60, validation_alias="OUTBOX_RELAY_INTERVAL_S")
+    outbox_redispatch_after_s: float = Field(default=120, gt=0, le=86_400, validation_alias="OUTBOX_REDISPATCH_AFTER_S")
+    attribution_lookback_days: int = Field(default=30, ge=1, le=365, validation_alias="ATTRIBUTION_LOOKBACK_DAYS")
     # Celery limits for the Bayesian model (DESIGN §6); a job may ask for less, never more.
-    bayesian_soft_time_limit_s: float = Field(
-        default=270, gt=0, le=3600, validation_alias="BAYESIAN_SOFT_TIME_LIMIT_S"
-    )
-    bayesian_hard_time_limit_s: float = Field(
-        default=300, gt=0, le=3600, validation_alias="BAYESIAN_HARD_TIME_LIMIT_S"
-    )
+    bayesian_soft_time_limit_s: float = Field(default=270, gt=0, le=3600, validation_alias="BAYESIAN_SOFT_TIME_LIMIT_S")
+    bayesian_hard_time_limit_s: float = Field(default=300, gt=0, le=3600, validation_alias="BAYESIAN_HARD_TIME_LIMIT_S")
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "APP_LOG_LEVEL"))
 
     @field_validator("database_url")
@@ -91,6 +83,11 @@ class Settings(BaseSettings):
         if not value.startswith("db+postgresql"):
             raise ValueError("must be db+postgresql://…")
         return value
+
+    @property
+    def payments_base_url(self) -> str | None:
+        """The payment platform's API root; the mock stands in for it unless one is configured."""
+        return self.payments_api_base_url or self.mock_platform_url
 
     @property
     def sync_database_url(self) -> str:

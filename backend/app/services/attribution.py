@@ -7,7 +7,7 @@ import uuid
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,6 +17,7 @@ MAX_DRAWS = 200_000  # bounds a job's memory: chains x draws x channels floats
 
 
 class BayesianParams(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")  # what the contract says, no coercion
     draws: int = Field(default=1000, ge=100, le=MAX_DRAWS)
     warmup: int = Field(default=500, ge=0, le=MAX_DRAWS)
     chains: int = Field(default=4, ge=2, le=8)
@@ -25,11 +26,10 @@ class BayesianParams(BaseModel):
 
 
 class JobRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
     model: Literal["last_touch", "bayesian"]
     params: BayesianParams = Field(default_factory=BayesianParams)
-    time_limit_s: float | None = Field(
-        default=None, gt=0, description="hard limit; at most the configured one"
-    )
+    time_limit_s: float | None = Field(default=None, gt=0, description="hard limit; at most the configured one")
     soft_time_limit_s: float | None = Field(
         default=None, ge=0, description="0: no soft limit, only the hard kill; default: the configured ratio"
     )
@@ -42,9 +42,7 @@ class JobRequest(BaseModel):
 
     def limits(self, settings: Settings) -> tuple[float, float]:
         """(soft, hard) seconds: the request's, never beyond the configured production limits."""
-        hard = min(
-            self.time_limit_s or settings.bayesian_hard_time_limit_s, settings.bayesian_hard_time_limit_s
-        )
+        hard = min(self.time_limit_s or settings.bayesian_hard_time_limit_s, settings.bayesian_hard_time_limit_s)
         ratio = settings.bayesian_soft_time_limit_s / settings.bayesian_hard_time_limit_s
         if self.soft_time_limit_s == 0:
             return 0.0, hard
@@ -57,8 +55,7 @@ INSERT_JOB_SQL = text(
     "VALUES (:tenant_id, :model, CAST(:params AS jsonb)) RETURNING id, status, created_at"
 )
 INSERT_JOB_OUTBOX_SQL = text(
-    "INSERT INTO outbox (tenant_id, kind, payload) "
-    "VALUES (:tenant_id, 'attribution_job', CAST(:payload AS jsonb))"
+    "INSERT INTO outbox (tenant_id, kind, payload) VALUES (:tenant_id, 'attribution_job', CAST(:payload AS jsonb))"
 )
 GET_JOB_SQL = text(
     "SELECT id, model, status, params, result, fallback_event, error, created_at, started_at, finished_at "
@@ -81,9 +78,7 @@ LATEST_BAYESIAN_SQL = text(
 )
 
 
-async def create_job(
-    conn: AsyncConnection, tenant_id: uuid.UUID, request: JobRequest, settings: Settings
-) -> Any:
+async def create_job(conn: AsyncConnection, tenant_id: uuid.UUID, request: JobRequest, settings: Settings) -> Any:
     soft, hard = request.limits(settings)
     params = request.params.model_dump() if request.model == "bayesian" else {}
     job = (
@@ -103,8 +98,7 @@ async def get_job(conn: AsyncConnection, job_id: uuid.UUID) -> Any:
 async def last_touch_channels(conn: AsyncConnection, start: date, end: date) -> list[dict[str, Any]]:
     rows = await conn.execute(RESULTS_SQL, {"start": start, "end": end})
     return [
-        {"channel": r.channel, "revenue_cents": int(r.revenue_cents), "conversions": int(r.conversions)}
-        for r in rows
+        {"channel": r.channel, "revenue_cents": int(r.revenue_cents), "conversions": int(r.conversions)} for r in rows
     ]
 
 

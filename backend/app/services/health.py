@@ -32,9 +32,7 @@ UNFORCED_TENANT_TABLES_SQL = text(
 )
 
 
-IDENTITY_SQL = text(
-    "SELECT current_user AS user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
-)
+IDENTITY_SQL = text("SELECT current_user AS user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
 
 
 @dataclass
@@ -136,9 +134,7 @@ def probe_worker(timeout_s: float) -> dict[str, Any]:
         return {
             "status": "unready",
             "failed": ["worker"],
-            "checks": {
-                "worker": {"ok": False, "error": f"{reason} within {timeout_s}s", "elapsed_ms": elapsed_ms}
-            },
+            "checks": {"worker": {"ok": False, "error": f"{reason} within {timeout_s}s", "elapsed_ms": elapsed_ms}},
         }
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     return {

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 RECOMPUTE_TASK = "attribution.recompute_last_touch"
 RUN_JOB_TASK = "attribution.run_job"
+RECONCILE_TASK = "reconciliation.run"
 DEADLINE_GRACE_S = 30.0
 
 SYSTEM_SCOPE_SQL = text("SELECT set_config('app.system_scope', 'outbox_relay', true)")
@@ -50,9 +51,7 @@ EXPIRE_JOBS_SQL = text(
     RETURNING tenant_id
     """
 )
-RECOMPUTE_OUTBOX_SQL = text(
-    "INSERT INTO outbox (tenant_id, kind) VALUES (:tenant_id, 'attribution_recompute')"
-)
+RECOMPUTE_OUTBOX_SQL = text("INSERT INTO outbox (tenant_id, kind) VALUES (:tenant_id, 'attribution_recompute')")
 
 
 @dataclass
@@ -64,17 +63,18 @@ class Dispatch:
 
 
 def plan(rows: Iterable[Row[Any]]) -> list[Dispatch]:
-    """One recompute per tenant (the highest outbox id marks what it covers); one message per job."""
+    """One recompute per tenant (the highest outbox id marks what it covers); one message per job or run."""
     recomputes: dict[str, Dispatch] = {}
     dispatches: list[Dispatch] = []
     for row in rows:
         tenant = str(row.tenant_id)
         if row.kind == "attribution_recompute":
-            entry = recomputes.setdefault(
-                tenant, Dispatch(RECOMPUTE_TASK, [tenant, 0], {"queue": "attribution"})
-            )
+            entry = recomputes.setdefault(tenant, Dispatch(RECOMPUTE_TASK, [tenant, 0], {"queue": "attribution"}))
             entry.args[1] = max(entry.args[1], row.id)
             entry.outbox_ids.append(row.id)
+        elif row.kind == "reconciliation_run":
+            run_id = dict(row.payload)["run_id"]
+            dispatches.append(Dispatch(RECONCILE_TASK, [tenant, run_id], {"queue": "maintenance"}, [row.id]))
         else:
             payload = dict(row.payload)
             hard = float(payload["time_limit_s"])
@@ -82,9 +82,7 @@ def plan(rows: Iterable[Row[Any]]) -> list[Dispatch]:
             if float(payload["soft_time_limit_s"]) > 0:  # 0: the hard kill is the only limit
                 options["soft_time_limit"] = float(payload["soft_time_limit_s"])
             dispatches.append(
-                Dispatch(
-                    RUN_JOB_TASK, [tenant, payload["job_id"], hard + DEADLINE_GRACE_S], options, [row.id]
-                )
+                Dispatch(RUN_JOB_TASK, [tenant, payload["job_id"], hard + DEADLINE_GRACE_S], options, [row.id])
             )
     return list(recomputes.values()) + dispatches
 
@@ -116,9 +114,7 @@ async def sweep(settings: Settings) -> dict[str, int]:
         expired = (await conn.execute(EXPIRE_JOBS_SQL)).all()
         for row in expired:
             await conn.execute(RECOMPUTE_OUTBOX_SQL, {"tenant_id": row.tenant_id})
-        resent = (
-            await conn.execute(REDISPATCH_SQL, {"after_s": settings.outbox_redispatch_after_s})
-        ).rowcount
+        resent = (await conn.execute(REDISPATCH_SQL, {"after_s": settings.outbox_redispatch_after_s})).rowcount
     return {"expired_jobs": len(expired), "redispatched": int(resent)}
 
 

@@ -81,6 +81,7 @@ def _ip(match: re.Match[str]) -> str:
 
 
 def scrub_text(text: str) -> str:
+    text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
     text = EMAIL.sub("[redacted:email]", text)
     text = CARD.sub(_card, text)
     text = IPV4.sub(_ip, text)
@@ -96,9 +97,7 @@ def scrub(value: Any, tenant_id: str) -> Any:
         for key, item in value.items():
             safe_key = scrub_text(str(key))
             if str(key).lower() in PII_KEYS and item is not None:
-                cleaned[safe_key] = (
-                    pseudonymize(tenant_id, str(item)) if isinstance(item, str | int) else "[redacted]"
-                )
+                cleaned[safe_key] = pseudonymize(tenant_id, str(item)) if isinstance(item, str | int) else "[redacted]"
             else:
                 cleaned[safe_key] = scrub(item, tenant_id)
         return cleaned

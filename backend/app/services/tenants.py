@@ -29,9 +29,7 @@ def create_tenant(conn: Connection, name: str, user_id: str = "owner") -> Provis
     """Create a tenant and its first API key inside the caller's transaction (sync)."""
     tenant = ProvisionedTenant(uuid.uuid4(), user_id, new_api_key(), new_webhook_secret())
     conn.execute(SET_CONTEXT_SQL, tenant.context.as_params())
-    conn.execute(
-        text("INSERT INTO tenants (tenant_id, name) VALUES (:t, :n)"), {"t": tenant.tenant_id, "n": name}
-    )
+    conn.execute(text("INSERT INTO tenants (tenant_id, name) VALUES (:t, :n)"), {"t": tenant.tenant_id, "n": name})
     conn.execute(
         text("INSERT INTO api_keys (tenant_id, user_id, key_hash) VALUES (:t, :u, :h)"),
         {"t": tenant.tenant_id, "u": user_id, "h": hash_api_key(tenant.api_key)},

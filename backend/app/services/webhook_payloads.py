@@ -15,6 +15,7 @@ from app.services.pii import contains_pii, pseudonymize, scrub
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\w.:-]+$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]
 Channel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{1,64}$")]
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]  # PostgreSQL text cannot hold NUL
 MAX_CENTS = 10**13  # 100 billion in major units: anything larger is a broken payload, not revenue
 
 
@@ -26,7 +27,7 @@ class StripeObject(_Schema):
     id: ExternalId
     amount: int = Field(ge=0, lt=MAX_CENTS)
     currency: Currency
-    customer: str | None = Field(default=None, max_length=255)
+    customer: Text | None = Field(default=None, max_length=255)
 
 
 class StripeData(_Schema):
@@ -35,15 +36,13 @@ class StripeData(_Schema):
 
 class StripeEvent(_Schema):
     id: ExternalId
-    type: Annotated[
-        str, StringConstraints(pattern=r"^(charge\.succeeded|payment_intent\.succeeded|invoice\.paid)$")
-    ]
+    type: Annotated[str, StringConstraints(pattern=r"^(charge\.succeeded|payment_intent\.succeeded|invoice\.paid)$")]
     created: int = Field(gt=0)
     data: StripeData
 
 
 class ShopifyCustomer(_Schema):
-    id: int | str
+    id: int | ExternalId
 
 
 class ShopifyOrder(_Schema):
@@ -56,10 +55,10 @@ class ShopifyOrder(_Schema):
 
 class Touchpoint(_Schema):
     event_id: ExternalId
-    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
     channel: Channel
     occurred_at: AwareDatetime
-    campaign: str | None = Field(default=None, max_length=255)
+    campaign: Text | None = Field(default=None, max_length=255)
 
 
 @dataclass(frozen=True)

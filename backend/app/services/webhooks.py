@@ -93,9 +93,7 @@ async def ingest(request: WebhookRequest, settings: Settings) -> IngestOutcome:
     if request.platform not in PLATFORMS:
         return IngestOutcome(404, "unknown_platform", f"no webhook platform {request.platform!r}")
     if len(request.body) > settings.webhook_max_body_bytes:
-        return IngestOutcome(
-            413, "payload_too_large", f"body exceeds {settings.webhook_max_body_bytes} bytes"
-        )
+        return IngestOutcome(413, "payload_too_large", f"body exceeds {settings.webhook_max_body_bytes} bytes")
     tenant_id = parse_tenant(request.headers.get(TENANT_HEADER))
     if tenant_id is None:
         return IngestOutcome(401, "missing_tenant", f"{TENANT_HEADER} header must be a tenant UUID")
@@ -131,9 +129,7 @@ async def _persist(conn: AsyncConnection, tenant_id: uuid.UUID, request: Webhook
         detail = {"errors": schema_errors(exc)}
         return await _dead_letter(conn, tenant_id, request, 422, "schema_invalid", detail, scrubbed)
     except (ValueError, RecursionError) as exc:
-        return await _dead_letter(
-            conn, tenant_id, request, 422, "schema_invalid", {"error": str(exc)[:200]}, None
-        )
+        return await _dead_letter(conn, tenant_id, request, 422, "schema_invalid", {"error": str(exc)[:200]}, None)
     return await _store_event(conn, tenant_id, request, event)
 
 
@@ -156,9 +152,7 @@ async def _store_event(
     inserted = (await conn.execute(INSERT_EVENT_SQL, params)).scalar_one_or_none()
     if inserted is None:
         existing = (await conn.execute(EXISTING_EVENT_SQL, params)).scalar_one_or_none()
-        return IngestOutcome(
-            200, "duplicate", "already received; nothing new stored", {"event_id": str(existing)}
-        )
+        return IngestOutcome(200, "duplicate", "already received; nothing new stored", {"event_id": str(existing)})
     await conn.execute(INSERT_OUTBOX_SQL, {"tenant_id": tenant_id})
     return IngestOutcome(202, "accepted", "stored; attribution scheduled", {"event_id": str(inserted)})
 

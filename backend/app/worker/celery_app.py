@@ -2,6 +2,11 @@
 
 kombu's SQL transport polls the database. Its interval must be set on the transport class:
 ``broker_transport_options`` are handed to ``create_engine`` and break it (DESIGN §12).
+
+When PostgreSQL restarts, the channel's commit (in a ``finally``) hits the dead session and the
+OperationalError surfaces as PendingRollbackError, which the transport does not count as a
+connection error: the worker would stop as "unrecoverable". Counting it lets Celery reconnect
+with a fresh channel and session.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from celery import Celery
 from celery.signals import worker_process_init
 from kombu.entity import Queue
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
+from sqlalchemy.exc import OperationalError, PendingRollbackError
 
 from app.core.db import reset_engines_after_fork
 from app.core.settings import Settings, get_settings
@@ -20,6 +26,7 @@ PROBE_TASK = "app.worker.tasks.probe"
 
 def create_celery_app(settings: Settings) -> Celery:
     kombu_sqlalchemy.Transport.polling_interval = settings.broker_polling_interval_s
+    kombu_sqlalchemy.Transport.connection_errors = (OperationalError, PendingRollbackError)
     app = Celery("attribution", include=["app.worker.tasks"])
     app.conf.update(
         broker_url=settings.celery_broker_url,

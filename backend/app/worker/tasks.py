@@ -15,7 +15,8 @@ from app.attribution import jobs, last_touch
 from app.core.db import tenant_transaction_sync
 from app.core.settings import get_settings
 from app.core.tenancy import TenantContext
-from app.services.outbox import RECOMPUTE_TASK, RUN_JOB_TASK
+from app.reconciliation import runs as reconciliation_runs
+from app.services.outbox import RECOMPUTE_TASK, RECONCILE_TASK, RUN_JOB_TASK
 from app.worker.celery_app import PROBE_TASK, celery_app
 
 log = logging.getLogger(__name__)
@@ -33,13 +34,16 @@ def probe() -> dict[str, Any]:
     return {"hostname": socket.gethostname(), "at": time.time()}
 
 
+@celery_app.task(name=RECONCILE_TASK, ignore_result=True)
+def reconcile(tenant_id: str, run_id: str) -> str:
+    return reconciliation_runs.execute(_context(tenant_id), uuid.UUID(run_id), get_settings())
+
+
 @celery_app.task(name=RECOMPUTE_TASK, ignore_result=True)
 def recompute_last_touch(tenant_id: str, up_to_outbox_id: int) -> int:
     settings = get_settings()
     with tenant_transaction_sync(_context(tenant_id)) as conn:
-        return last_touch.recompute(
-            conn, uuid.UUID(tenant_id), settings.attribution_lookback_days, up_to_outbox_id
-        )
+        return last_touch.recompute(conn, uuid.UUID(tenant_id), settings.attribution_lookback_days, up_to_outbox_id)
 
 
 class AttributionJobTask(Task):  # type: ignore[misc]

@@ -69,9 +69,7 @@ def modelled(runtime_engine: Engine) -> ProvisionedTenant:
     return tenant
 
 
-def run_job(
-    api: httpx.Client, tenant: ProvisionedTenant, payload: dict[str, Any], timeout_s: float
-) -> dict[str, Any]:
+def run_job(api: httpx.Client, tenant: ProvisionedTenant, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     created = api.post("/api/v1/attribution/jobs", headers=bearer(tenant), json=payload)
     assert created.status_code == 202, created.text
     job_id = created.json()["job_id"]
@@ -99,9 +97,7 @@ def test_hard_limit_kills_falls_back_and_worker_keeps_serving(
     assert job["error"] in ("TimeLimitExceeded", "WorkerLostError")
     assert "Hard time limit (3.0s) exceeded" in topology.processes["worker"].log_path.read_text()
 
-    served = api.get(
-        "/api/v1/attribution/results", headers=bearer(modelled), params={"model": "bayesian"}
-    ).json()
+    served = api.get("/api/v1/attribution/results", headers=bearer(modelled), params={"model": "bayesian"}).json()
     assert served["served_model"] == "last_touch"
     assert served["fallback_event"] == "deterministic_last_touch"
     assert served["total_revenue_cents"] > 0  # last-touch results are really there to serve
@@ -144,9 +140,7 @@ def test_generous_limit_completes_with_a_posterior(api: httpx.Client, modelled: 
     for channel in result["channels"]:
         low, high = channel["beta_ci90"]
         assert low <= channel["beta_mean"] <= high
-    served = api.get(
-        "/api/v1/attribution/results", headers=bearer(modelled), params={"model": "bayesian"}
-    ).json()
+    served = api.get("/api/v1/attribution/results", headers=bearer(modelled), params={"model": "bayesian"}).json()
     assert served["served_model"] == "bayesian" and served["posterior"]["channels"]
 
 

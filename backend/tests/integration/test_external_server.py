@@ -17,9 +17,7 @@ from .conftest import engine_for
 
 pytestmark = pytest.mark.slow
 
-EXTERNAL_ADMIN_URL = os.environ.get(
-    "TEST_EXTERNAL_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+EXTERNAL_ADMIN_URL = os.environ.get("TEST_EXTERNAL_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def external_server_reachable() -> bool:
@@ -30,9 +28,7 @@ def external_server_reachable() -> bool:
     return True
 
 
-@pytest.mark.skipif(
-    not external_server_reachable(), reason=f"no PostgreSQL superuser at {EXTERNAL_ADMIN_URL}"
-)
+@pytest.mark.skipif(not external_server_reachable(), reason=f"no PostgreSQL superuser at {EXTERNAL_ADMIN_URL}")
 def test_external_server_topology(test_artifacts: Path) -> None:
     config = TopologyConfig(
         artifact_dir=test_artifacts / "topology-external",

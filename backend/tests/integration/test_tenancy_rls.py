@@ -31,9 +31,7 @@ def test_each_tenant_sees_only_its_own_rows(runtime_engine: Engine, two_tenants:
             assert hidden == 0
 
 
-def test_rows_of_both_tenants_exist_for_a_bypassing_reader(
-    ops_engine: Engine, two_tenants: TwoTenants
-) -> None:
+def test_rows_of_both_tenants_exist_for_a_bypassing_reader(ops_engine: Engine, two_tenants: TwoTenants) -> None:
     """Negative control: the rows the runtime cannot see are really there (ops_reader bypasses RLS)."""
     with ops_engine.connect() as conn:
         visible = {row[0] for row in conn.execute(TENANT_IDS)}
@@ -70,9 +68,10 @@ def test_context_does_not_leak_between_transactions_on_one_pooled_connection(
             assert conn.execute(COUNT_EVENTS).scalar_one() == 1
         with engine.connect() as conn:
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first_pid  # same session
-            assert conn.execute(
-                text("SELECT current_setting('app.current_tenant_id', true)")
-            ).scalar_one() in ("", None)
+            assert conn.execute(text("SELECT current_setting('app.current_tenant_id', true)")).scalar_one() in (
+                "",
+                None,
+            )
             assert conn.execute(COUNT_EVENTS).scalar_one() == 0
         with tenant_transaction_sync(two_tenants.b.context, engine) as conn:
             assert {row[0] for row in conn.execute(TENANT_IDS)} == {two_tenants.b.tenant_id}
@@ -97,9 +96,7 @@ def test_runtime_role_cannot_escalate(runtime_engine: Engine, statement: str, er
         conn.execute(text(statement))
 
 
-def test_row_security_off_is_refused_rather_than_bypassed(
-    runtime_engine: Engine, two_tenants: TwoTenants
-) -> None:
+def test_row_security_off_is_refused_rather_than_bypassed(runtime_engine: Engine, two_tenants: TwoTenants) -> None:
     with pytest.raises(DBAPIError, match="row-level security"), runtime_engine.begin() as conn:
         conn.execute(text("SET LOCAL row_security = off"))
         conn.execute(COUNT_EVENTS)
@@ -135,9 +132,7 @@ def test_runtime_identity_is_not_privileged(runtime_engine: Engine) -> None:
     assert tuple(row) == ("app_user", False, False)
 
 
-def test_tenant_context_is_required_to_see_the_tenant_row(
-    runtime_engine: Engine, two_tenants: TwoTenants
-) -> None:
+def test_tenant_context_is_required_to_see_the_tenant_row(runtime_engine: Engine, two_tenants: TwoTenants) -> None:
     stranger = TenantContext(two_tenants.a.tenant_id, "someone-else")
     with tenant_transaction_sync(stranger, runtime_engine) as conn:  # user does not matter for tenant tables
         assert conn.execute(text("SELECT count(*) FROM tenants")).scalar_one() == 1

@@ -47,9 +47,7 @@ def counts(engine: Engine, tenant: ProvisionedTenant) -> dict[str, int]:
 
 def dead_letters(engine: Engine, tenant: ProvisionedTenant) -> list[Any]:
     with tenant_transaction_sync(tenant.context, engine) as conn:
-        return list(
-            conn.execute(text("SELECT reason_code, detail, scrubbed_payload FROM dead_letter_events"))
-        )
+        return list(conn.execute(text("SELECT reason_code, detail, scrubbed_payload FROM dead_letter_events")))
 
 
 NOTHING = {"attribution_events": 0, "dead_letter_events": 0, "outbox": 0}
@@ -63,16 +61,12 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     return body
 
 
-def test_bad_signature(
-    api: httpx.Client, runtime_engine: Engine, pair: tuple[ProvisionedTenant, ...]
-) -> None:
+def test_bad_signature(api: httpx.Client, runtime_engine: Engine, pair: tuple[ProvisionedTenant, ...]) -> None:
     tenant, _ = pair
     body = json.dumps(GOOD_TOUCH).encode()
     headers = signed_headers(tenant, body)
     headers["webhook-signature"] = "v1," + "A" * 44
-    assert_problem(
-        api.post("/webhooks/touchpoints", content=body, headers=headers), 401, "signature_mismatch"
-    )
+    assert_problem(api.post("/webhooks/touchpoints", content=body, headers=headers), 401, "signature_mismatch")
     assert counts(runtime_engine, tenant) == NOTHING
 
 
@@ -101,9 +95,7 @@ def test_unknown_or_missing_tenant(api: httpx.Client, pair: tuple[ProvisionedTen
     body = json.dumps(GOOD_TOUCH).encode()
     headers = signed_headers(tenant, body)
     assert_problem(
-        api.post(
-            "/webhooks/touchpoints", content=body, headers={**headers, "x-tenant-id": str(uuid.uuid4())}
-        ),
+        api.post("/webhooks/touchpoints", content=body, headers={**headers, "x-tenant-id": str(uuid.uuid4())}),
         401,
         "signature_mismatch",
     )
@@ -114,18 +106,14 @@ def test_unknown_or_missing_tenant(api: httpx.Client, pair: tuple[ProvisionedTen
     )
 
 
-def test_replay_adds_no_row(
-    api: httpx.Client, runtime_engine: Engine, pair: tuple[ProvisionedTenant, ...]
-) -> None:
+def test_replay_adds_no_row(api: httpx.Client, runtime_engine: Engine, pair: tuple[ProvisionedTenant, ...]) -> None:
     tenant, _ = pair
     first = post_webhook(api, "touchpoints", tenant, GOOD_TOUCH, webhook_id="msg_replayed")
     assert first.status_code == 202
     replay = post_webhook(api, "touchpoints", tenant, GOOD_TOUCH, webhook_id="msg_replayed")
     assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
     assert replay.json()["event_id"] == first.json()["event_id"]
-    same_event_new_delivery = post_webhook(
-        api, "touchpoints", tenant, GOOD_TOUCH
-    )  # new webhook id, same event id
+    same_event_new_delivery = post_webhook(api, "touchpoints", tenant, GOOD_TOUCH)  # new webhook id, same event id
     assert same_event_new_delivery.status_code == 200
     assert counts(runtime_engine, tenant) == {"attribution_events": 1, "dead_letter_events": 0, "outbox": 1}
 
@@ -302,3 +290,20 @@ def test_pii_never_reaches_any_table(
             .all()
         )
     assert len(keys) == 1 and keys[0].startswith("pii:")
+
+
+def test_nul_bytes_never_reach_postgres(
+    api: httpx.Client, runtime_engine: Engine, pair: tuple[ProvisionedTenant, ...]
+) -> None:
+    """PostgreSQL cannot store NUL: in a validated field it is a 422; elsewhere it is dropped, never a 500."""
+    tenant, _ = pair
+    in_field = post_webhook(api, "touchpoints", tenant, {**GOOD_TOUCH, "customer_id": "c\x001"})
+    assert_problem(in_field, 422, "schema_invalid")
+    elsewhere = post_webhook(api, "touchpoints", tenant, {**GOOD_TOUCH, "event_id": "tp-nul", "note\x00": "a\x00b"})
+    assert elsewhere.status_code == 202, elsewhere.text
+    with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
+        stored = conn.execute(
+            text("SELECT payload FROM attribution_events WHERE external_event_id = 'tp-nul'")
+        ).scalar_one()
+    assert stored["note"] == "ab"
+    assert counts(runtime_engine, tenant) == {"attribution_events": 1, "dead_letter_events": 1, "outbox": 1}

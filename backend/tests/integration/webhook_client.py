@@ -39,9 +39,7 @@ def post_webhook(
     api: httpx.Client, platform: str, tenant: ProvisionedTenant, payload: Any, **header_overrides: Any
 ) -> httpx.Response:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return api.post(
-        f"/webhooks/{platform}", content=body, headers=signed_headers(tenant, body, **header_overrides)
-    )
+    return api.post(f"/webhooks/{platform}", content=body, headers=signed_headers(tenant, body, **header_overrides))
 
 
 def eventually(probe: Callable[[], T | None], timeout_s: float = 20.0, interval_s: float = 0.1) -> T:

@@ -1,0 +1,1 @@
+"""Reconciliation of webhook revenue against the payment platform's own record."""

@@ -1,0 +1,1 @@
+"""Response models: the shapes the committed contract (backend/contracts/openapi.yaml) promises."""
