@@ -14,11 +14,13 @@ from app.api.openapi import install_openapi
 from app.core.problems import install_problem_handlers
 from app.core.settings import get_settings
 from app.services.outbox import run_relay
+from app.worker.celery_app import pool_result_sessions
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Run the outbox relay beside the api for as long as it serves."""
+    pool_result_sessions()
     stop = asyncio.Event()
     relay = asyncio.create_task(run_relay(get_settings(), stop))
     try:

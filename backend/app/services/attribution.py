@@ -29,7 +29,7 @@ class JobRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
     model: Literal["last_touch", "bayesian"]
     params: BayesianParams = Field(default_factory=BayesianParams)
-    time_limit_s: float | None = Field(default=None, gt=0, description="hard limit; at most the configured one")
+    time_limit_s: float | None = Field(default=None, ge=1, description="hard limit; at most the configured one")
     soft_time_limit_s: float | None = Field(
         default=None, ge=0, description="0: no soft limit, only the hard kill; default: the configured ratio"
     )
@@ -38,6 +38,8 @@ class JobRequest(BaseModel):
     def _soft_not_after_hard(self) -> JobRequest:
         if self.time_limit_s and self.soft_time_limit_s and self.soft_time_limit_s > self.time_limit_s:
             raise ValueError("soft_time_limit_s must not exceed time_limit_s")
+        if self.soft_time_limit_s is not None and 0 < self.soft_time_limit_s < 1:
+            raise ValueError("soft_time_limit_s is 0 (no soft limit) or at least 1 second")
         return self
 
     def limits(self, settings: Settings) -> tuple[float, float]:

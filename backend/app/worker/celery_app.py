@@ -11,6 +11,8 @@ with a fresh channel and session.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from celery import Celery
 from celery.signals import worker_process_init
 from kombu.entity import Queue
@@ -26,7 +28,7 @@ PROBE_TASK = "app.worker.tasks.probe"
 
 def create_celery_app(settings: Settings) -> Celery:
     kombu_sqlalchemy.Transport.polling_interval = settings.broker_polling_interval_s
-    kombu_sqlalchemy.Transport.connection_errors = (OperationalError, PendingRollbackError)
+    cast(Any, kombu_sqlalchemy.Transport).connection_errors = (OperationalError, PendingRollbackError)
     app = Celery("attribution", include=["app.worker.tasks"])
     app.conf.update(
         broker_url=settings.celery_broker_url,
@@ -50,6 +52,15 @@ def create_celery_app(settings: Settings) -> Celery:
 
 
 celery_app = create_celery_app(get_settings())
+
+
+def pool_result_sessions() -> None:
+    """In the api, reuse pooled result-backend connections instead of one new login per poll.
+
+    Celery pools them only in forked workers; the api never forks, so pooling is safe there (it is
+    not in the worker parent, whose children would inherit the sockets).
+    """
+    celery_app.backend.session_manager.forked = True
 
 
 @worker_process_init.connect

@@ -37,4 +37,6 @@ def test_api_conforms_to_its_contract(case: Any, topology: Topology, fuzz_tenant
         case.query = {**(case.query or {}), "fresh": "false"}  # probe results are cached; keep the broker calm
     # Cross-field rules (soft limit <= hard limit, window end after start) cannot be written in JSON
     # Schema, so a schema-valid body may rightly get a 422; every other check stays on.
-    case.call_and_validate(base_url=topology.api_url, headers=headers, excluded_checks=[positive_data_acceptance])
+    case.call_and_validate(
+        base_url=topology.api_url, headers=headers, excluded_checks=[positive_data_acceptance], timeout=30
+    )
