@@ -85,3 +85,10 @@ def ci_subset(session: nox.Session) -> None:
 def full_physics(session: nox.Session) -> None:
     """The closure pack plus the capacity sweep."""
     closure_pack(session, "--full-physics")
+
+
+@nox.session(python=PYTHON)
+def contract(session: nox.Session) -> None:
+    """The committed OpenAPI contract: ``nox -s contract -- export`` rewrites it, ``-- check`` finds drift."""
+    install_locked(session)
+    session.run("python", "-m", "scripts.contract", *(session.posargs or ["check"]), env=ENV)

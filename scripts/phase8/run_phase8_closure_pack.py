@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     gates = summary["gates"]
     failed = [gid for gid, g in gates.items() if g["status"] == "failed"]
     summary["not_built"] = [g.id for g in GATES if g.run is None]
-    summary["complete"] = not summary["not_built"] and len(gates) == len(GATES)
+    summary["pending_parts"] = {g.id: list(g.pending_parts) for g in GATES if g.pending_parts}
+    summary["complete"] = not summary["not_built"] and not summary["pending_parts"] and len(gates) == len(GATES)
     summary["status"] = "failed" if failed or len(gates) < len(GATES) else "passed"
     if summary["status"] == "failed":
         first = failed[0] if failed else current.id
@@ -105,12 +106,15 @@ def run(args: argparse.Namespace) -> int:
     summary["duration_s"] = round(time.monotonic() - started, 3)
     (artifact_dir / SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     write_manifest(artifact_dir)
-    print(json.dumps({k: summary[k] for k in ("status", "mode", "complete", "not_built", "duration_s")}))
+    print(
+        json.dumps({k: summary[k] for k in ("status", "mode", "complete", "not_built", "pending_parts", "duration_s")})
+    )
     if summary["status"] != "passed":
         print(f"[phase8] FAILED: {summary['error']}; read {artifact_dir / SUMMARY}", file=sys.stderr)
         return ExitCode.GATE_FAILED
-    if summary["not_built"]:
-        print(f"[phase8] built gates passed; not built yet: {', '.join(summary['not_built'])}", file=sys.stderr)
+    if not summary["complete"]:
+        pending = summary["not_built"] + [f"{gid} ({', '.join(p)})" for gid, p in summary["pending_parts"].items()]
+        print(f"[phase8] built gates passed; still to build: {'; '.join(pending)}", file=sys.stderr)
     return ExitCode.PASS
 
 

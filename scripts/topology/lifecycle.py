@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -58,6 +59,7 @@ class TopologyConfig:
     mock_port: int | None = None
     worker_concurrency: int = 2
     ready_timeout_s: float = 90.0
+    stop_grace_s: float = 10.0  # SIGTERM first; what is still running after this is SIGKILLed
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. shorter task time limits in tests
 
     @property
@@ -99,6 +101,36 @@ class Topology:
         self.timings: dict[str, float] = {}
         self.postgres_version = "unknown"
         self._started = False
+
+    @classmethod
+    def attach(cls, name: str) -> Topology:
+        """A handle on a topology another process brought up (the Phase 8 orchestrator, ``up``).
+
+        It reads ``.run/<name>.json`` and ``.run/<name>.env``; it never tears anything down.
+        """
+        state_path, env_path = RUN_DIR / f"{name}.json", RUN_DIR / f"{name}.env"
+        if not state_path.exists() or not env_path.exists():
+            raise TopologyError(f"no running topology named {name!r} (looked for {state_path})")
+        state = json.loads(state_path.read_text())
+        env = dict(shlex.split(line)[1].split("=", 1) for line in env_path.read_text().splitlines() if line.strip())
+        config = TopologyConfig(
+            artifact_dir=Path(env["B07_P4_ARTIFACT_DIR"]), name=name, admin_database_url=state.get("admin_url")
+        )
+        topology = cls(config)
+        topology.database = state["database"]
+        topology.dsns = Dsns(
+            runtime_async=env["DATABASE_URL"],
+            runtime_sync=env["B07_P4_RUNTIME_DATABASE_URL"],
+            broker=env["CELERY_BROKER_URL"],
+            result_backend=env["CELERY_RESULT_BACKEND"],
+            migration=env["MIGRATION_DATABASE_URL"],
+            ops=env["OPS_DATABASE_URL"],
+        )
+        for service, record in state["processes"].items():
+            proc = ManagedProcess(service, [], {}, REPO_ROOT, Path(record["log"]))
+            proc.port, proc.attached_pid = record.get("port"), record.get("pid")
+            topology.processes[service] = proc
+        return topology
 
     # -- context manager -------------------------------------------------------------------
 
@@ -327,7 +359,8 @@ class Topology:
         if not self._started:
             return
         self._started = False
-        threads = [threading.Thread(target=p.stop, daemon=True) for p in self.processes.values()]
+        grace = self.config.stop_grace_s
+        threads = [threading.Thread(target=p.stop, args=(grace,), daemon=True) for p in self.processes.values()]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -37,6 +37,7 @@ class ManagedProcess:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     port: int | None = None
+    attached_pid: int | None = None  # a process another run started (attach mode)
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,10 +54,15 @@ class ManagedProcess:
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid if self.process else None
+        return self.process.pid if self.process else self.attached_pid
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        if self.process is not None:
+            return self.process.poll() is None
+        try:
+            return self.attached_pid is not None and psutil.Process(self.attached_pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
     def stop(self, grace_s: float = 10.0, sig: signal.Signals = signal.SIGTERM) -> None:
         if self.process is None:

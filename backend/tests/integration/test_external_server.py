@@ -13,7 +13,7 @@ from app.core.db import tenant_transaction_sync
 from app.services.tenants import create_tenant
 from scripts.topology import Topology, TopologyConfig
 
-from .conftest import engine_for
+from .conftest import TEST_STOP_GRACE_S, engine_for
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +34,7 @@ def test_external_server_topology(test_artifacts: Path) -> None:
         artifact_dir=test_artifacts / "topology-external",
         name="pytest-external",
         admin_database_url=EXTERNAL_ADMIN_URL,
+        stop_grace_s=TEST_STOP_GRACE_S,
     )
     with Topology(config) as topo:
         assert topo.dsns is not None and topo.embedded is None

@@ -16,6 +16,8 @@ import pytest
 from scripts.harness import REPO_ROOT, poll_until
 from scripts.topology import Topology, TopologyConfig
 
+from .conftest import TEST_STOP_GRACE_S
+
 pytestmark = pytest.mark.slow
 
 
@@ -24,6 +26,7 @@ def disruptable(test_artifacts: Path) -> Iterator[Topology]:
     config = TopologyConfig(
         artifact_dir=test_artifacts / "topology-disruptable",
         name="pytest-disruptable",
+        stop_grace_s=TEST_STOP_GRACE_S,
         extra_env={"WORKER_PROBE_TIMEOUT_S": "2", "WORKER_PROBE_CACHE_S": "0"},
     )
     with Topology(config) as topo:

@@ -16,7 +16,7 @@ from app.core.db import tenant_transaction_sync
 from app.services.tenants import ProvisionedTenant, create_tenant
 from scripts.topology import Topology, TopologyConfig
 
-from .conftest import engine_for
+from .conftest import TEST_STOP_GRACE_S, engine_for
 from .webhook_client import eventually, post_webhook
 
 pytestmark = pytest.mark.slow
@@ -29,6 +29,7 @@ def durable(test_artifacts: Path) -> Iterator[Topology]:
     config = TopologyConfig(
         artifact_dir=test_artifacts / "topology-durability",
         name="pytest-durability",
+        stop_grace_s=TEST_STOP_GRACE_S,
         extra_env={"OUTBOX_REDISPATCH_AFTER_S": "1", "OUTBOX_RELAY_INTERVAL_S": "0.1"},
     )
     with Topology(config) as topo:
