@@ -11,7 +11,7 @@ import sys
 
 import uvicorn
 
-from app.core.settings import ConfigurationError, get_settings
+from app.core.settings import settings_or_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,10 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args(argv)
-    try:
-        settings = get_settings()
-    except ConfigurationError as exc:
-        print(exc, file=sys.stderr)
+    settings = settings_or_report()
+    if settings is None:
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(

@@ -5,6 +5,7 @@ Variable names are the ones operators know from the runbooks (DESIGN §4).
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
@@ -120,6 +121,15 @@ def _describe(error: ValidationError) -> str:
     reason = "is not set" if first.get("type") == "missing" else str(first.get("msg", "is invalid"))
     reason = reason.removeprefix("Value error, ")
     return f"configuration error: {env_name} {reason}"
+
+
+def settings_or_report() -> Settings | None:
+    """For entry points: the settings, or None after printing the one-line reason to stderr."""
+    try:
+        return get_settings()
+    except ConfigurationError as exc:
+        print(exc, file=sys.stderr)
+        return None
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.core.settings import ConfigurationError, get_settings
+from app.core.settings import settings_or_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,10 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queues", default=None, help="comma-separated; default: all queues")
     parser.add_argument("--hostname", default=None, help="worker node name (default celery@<host>)")
     args = parser.parse_args(argv)
-    try:
-        settings = get_settings()
-    except ConfigurationError as exc:
-        print(exc, file=sys.stderr)
+    settings = settings_or_report()
+    if settings is None:
         return 2
     from app.worker.celery_app import QUEUES, celery_app
 

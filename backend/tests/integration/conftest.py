@@ -46,20 +46,34 @@ def engine_for(url: str, **kwargs: object) -> Engine:
     return create_engine(to_sync_url(url), **kwargs)  # type: ignore[arg-type]
 
 
+def disposed_after(url: str) -> Iterator[Engine]:
+    engine = engine_for(url)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def runtime_engine(topology: Topology) -> Iterator[Engine]:
     assert topology.dsns is not None
-    engine = engine_for(topology.dsns.runtime_sync)
-    yield engine
-    engine.dispose()
+    yield from disposed_after(topology.dsns.runtime_sync)
 
 
 @pytest.fixture(scope="session")
 def ops_engine(topology: Topology) -> Iterator[Engine]:
     assert topology.dsns is not None
-    engine = engine_for(topology.dsns.ops)
-    yield engine
-    engine.dispose()
+    yield from disposed_after(topology.dsns.ops)
+
+
+def own_topology(test_artifacts: Path, name: str, **extra_env: str) -> Iterator[Topology]:
+    """A module's own topology, for tests that stop services or change timing settings."""
+    config = TopologyConfig(
+        artifact_dir=test_artifacts / f"topology-{name}",
+        name=f"pytest-{name}",
+        stop_grace_s=TEST_STOP_GRACE_S,
+        extra_env=extra_env,
+    )
+    with Topology(config) as topo:
+        yield topo
 
 
 @dataclass

@@ -14,23 +14,16 @@ import httpx
 import pytest
 
 from scripts.harness import REPO_ROOT, poll_until
-from scripts.topology import Topology, TopologyConfig
+from scripts.topology import Topology
 
-from .conftest import TEST_STOP_GRACE_S
+from .conftest import own_topology
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def disruptable(test_artifacts: Path) -> Iterator[Topology]:
-    config = TopologyConfig(
-        artifact_dir=test_artifacts / "topology-disruptable",
-        name="pytest-disruptable",
-        stop_grace_s=TEST_STOP_GRACE_S,
-        extra_env={"WORKER_PROBE_TIMEOUT_S": "2", "WORKER_PROBE_CACHE_S": "0"},
-    )
-    with Topology(config) as topo:
-        yield topo
+    yield from own_topology(test_artifacts, "disruptable", WORKER_PROBE_TIMEOUT_S="2", WORKER_PROBE_CACHE_S="0")
 
 
 def wait_script(name: str, base_url: str, timeout: str) -> subprocess.CompletedProcess[str]:

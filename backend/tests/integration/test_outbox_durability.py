@@ -14,9 +14,9 @@ from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
 from app.services.tenants import ProvisionedTenant, create_tenant
-from scripts.topology import Topology, TopologyConfig
+from scripts.topology import Topology
 
-from .conftest import TEST_STOP_GRACE_S, engine_for
+from .conftest import engine_for, own_topology
 from .webhook_client import eventually, post_webhook
 
 pytestmark = pytest.mark.slow
@@ -26,14 +26,7 @@ TOUCH = {"customer_id": "c1", "channel": "search", "occurred_at": "2026-11-01T10
 
 @pytest.fixture(scope="module")
 def durable(test_artifacts: Path) -> Iterator[Topology]:
-    config = TopologyConfig(
-        artifact_dir=test_artifacts / "topology-durability",
-        name="pytest-durability",
-        stop_grace_s=TEST_STOP_GRACE_S,
-        extra_env={"OUTBOX_REDISPATCH_AFTER_S": "1", "OUTBOX_RELAY_INTERVAL_S": "0.1"},
-    )
-    with Topology(config) as topo:
-        yield topo
+    yield from own_topology(test_artifacts, "durability", OUTBOX_REDISPATCH_AFTER_S="1", OUTBOX_RELAY_INTERVAL_S="0.1")
 
 
 @pytest.fixture(scope="module")
