@@ -18,6 +18,7 @@ class GateContext:
     artifact_dir: Path
     mode: str  # ci_subset | default | full_physics
     topology: Topology
+    ready_timeout_s: float = 60.0  # how long EG8.1 waits for api and worker health
 
     @property
     def logs_dir(self) -> Path:
@@ -64,7 +65,7 @@ def eg8_1_topology(ctx: GateContext) -> GateResult:
             "--base-url",
             topo.api_url,
             "--timeout",
-            "60",
+            str(ctx.ready_timeout_s),
         ),
         "worker_ready": _script(
             ctx,
@@ -73,7 +74,7 @@ def eg8_1_topology(ctx: GateContext) -> GateResult:
             "--base-url",
             topo.api_url,
             "--timeout",
-            "60",
+            str(ctx.ready_timeout_s),
         ),
     }
     failed = [name for name, code in steps.items() if code != 0]

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         "gates": {},
     }
     topology = Topology(
-        TopologyConfig(artifact_dir=artifact_dir, name="phase8", admin_database_url=args.admin_database_url)
+        TopologyConfig(artifact_dir=artifact_dir, name=args.topology_name, admin_database_url=args.admin_database_url)
     )
     ctx = GateContext(artifact_dir, mode, topology)
     current = GATES[0]
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("PHASE8_ADMIN_DATABASE_URL"),
         help="existing server's superuser DSN (env PHASE8_ADMIN_DATABASE_URL); default embedded",
     )
+    parser.add_argument("--topology-name", default="phase8", help="run name (state in .run/<name>.json)")
     return run(parser.parse_args(argv))
 
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from scripts.harness import REPO_ROOT, poll_until
+from scripts.phase8.gates import GateContext, eg8_1_topology
 from scripts.topology import Topology
 
 from .conftest import own_topology
@@ -84,3 +85,18 @@ def test_wait_script_against_nothing_names_the_problem() -> None:
     result = wait_script("health", "http://127.0.0.1:1", "1")
     assert result.returncode == 1
     assert "unreachable" in result.stderr
+
+
+def test_stopped_worker_fails_eg8_1_naming_the_step(disruptable: Topology, tmp_path: Path) -> None:
+    """Negative control for EG8.1: the gate fails, and its error points at the right log."""
+    (tmp_path / "logs").mkdir()
+    ctx = GateContext(tmp_path, "ci_subset", disruptable, ready_timeout_s=3)
+    assert eg8_1_topology(ctx).status == "passed"  # control: the same gate passes with the worker up
+    disruptable.stop_service("worker", grace_s=2)
+    try:
+        result = eg8_1_topology(GateContext(tmp_path, "ci_subset", disruptable, ready_timeout_s=3))
+    finally:
+        disruptable.start_service("worker")
+    assert result.status == "failed"
+    assert result.error == "worker_ready failed; see logs/eg8_1_*.log"
+    assert "failed checks: worker" in (tmp_path / "logs" / "eg8_1_wait_worker.log").read_text()
