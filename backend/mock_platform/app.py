@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from mock_platform.faults import FaultMode, FaultState, Surface, surface_of
+from mock_platform.llm import build_router as build_llm_router
 from mock_platform.payments import Account, build_router
 
 
@@ -27,6 +28,7 @@ def create_app() -> FastAPI:
     accounts: dict[str, Account] = {}
     app.state.faults = state
     app.include_router(build_router(accounts))
+    app.include_router(build_llm_router())
 
     @app.middleware("http")
     async def inject_faults(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -38,7 +40,7 @@ def create_app() -> FastAPI:
                 status_code=429,
                 headers={"Retry-After": str(state.retry_after_s)},
             )
-        if mode is FaultMode.UPSTREAM_ERROR:
+        if mode in (FaultMode.UPSTREAM_ERROR, FaultMode.ERROR):
             return JSONResponse({"error": {"type": "api_error"}}, status_code=500)
         if mode is FaultMode.SLOW:
             await asyncio.sleep(state.slow_ms / 1000)

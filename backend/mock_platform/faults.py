@@ -10,6 +10,7 @@ class FaultMode(StrEnum):
     SUCCESS = "success"
     RATE_LIMIT = "rate_limit"  # 429 with Retry-After
     UPSTREAM_ERROR = "upstream_error"  # 500
+    ERROR = "error"  # 500 too: the name the LLM fault modes use
     SLOW = "slow"  # answers after slow_ms
 
 

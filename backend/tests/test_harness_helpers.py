@@ -67,3 +67,13 @@ def test_api_keys_are_random_and_hashed() -> None:
     assert parse_bearer(key) is None
     assert parse_bearer("Bearer not-our-format") is None
     assert parse_bearer(None) is None
+
+
+def test_provisioned_tenant_repr_hides_its_secrets() -> None:
+    import uuid
+
+    from app.services.tenants import ProvisionedTenant
+
+    tenant = ProvisionedTenant(uuid.uuid4(), "owner", new_api_key(), "whsec_c2VjcmV0c2VjcmV0")
+    shown = repr(tenant)
+    assert tenant.api_key not in shown and tenant.webhook_secret not in shown and "owner" in shown

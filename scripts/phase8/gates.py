@@ -94,6 +94,10 @@ def eg8_1_topology(ctx: GateContext) -> GateResult:
 CLOSURE_TESTS = "backend/tests/integration/test_b07_p8_topology_closure_pack.py"
 BAYESIAN_TESTS = "backend/tests/integration/test_b07_p5_bayesian_timeout_runtime.py"
 SCHEMATHESIS_TESTS = "backend/tests/integration/test_contract_schemathesis.py"
+P4_E2E_TESTS = "backend/tests/integration/test_b07_p4_operational_readiness_e2e.py"
+ROUTER_TESTS = "backend/tests/test_b07_p6_complexity_router.py"
+PROVIDER_CONTROL_TESTS = "backend/tests/test_b07_p3_provider_controls.py"
+BOUNDARY_SCAN_TESTS = "backend/tests/test_b07_p0_provider_boundary_enforcement.py"
 
 
 def _pytest_gate(ctx: GateContext, log: str, *selection: str) -> GateResult:
@@ -108,12 +112,28 @@ def _pytest_gate(ctx: GateContext, log: str, *selection: str) -> GateResult:
 
 
 def eg8_2_closure(ctx: GateContext) -> GateResult:
-    """Webhook -> persistence -> worker recompute -> results; reconciliation write -> API."""
-    return _pytest_gate(ctx, "pytest_p8_topology", CLOSURE_TESTS, "-k", "not contract")
+    """Webhook -> persistence -> worker recompute -> results; reconciliation write -> API; LLM tasks."""
+    closure = _pytest_gate(ctx, "pytest_p8_topology", CLOSURE_TESTS, "-k", "not contract")
+    if closure.status != "passed":
+        return closure
+    return _pytest_gate(
+        ctx,
+        "pytest_p4_e2e",
+        P4_E2E_TESTS,
+        ROUTER_TESTS,
+        BOUNDARY_SCAN_TESTS,
+        "-k",
+        "eg63 or test_1_2 or boundary or planted",
+    )
 
 
 def eg8_3_compute_safety(ctx: GateContext) -> GateResult:
-    """Bayesian hard timeout on the real prefork worker, with the last-touch fallback."""
+    """LLM budget, breaker, timeout, router; Bayesian hard timeout with the last-touch fallback."""
+    llm = _pytest_gate(
+        ctx, "pytest_p4_e2e", P4_E2E_TESTS, PROVIDER_CONTROL_TESTS, ROUTER_TESTS, "-k", "not test_1_2 and not eg63"
+    )
+    if llm.status != "passed":
+        return llm
     return _pytest_gate(ctx, "pytest_p5_bayesian_timeout", BAYESIAN_TESTS)
 
 
@@ -150,15 +170,13 @@ GATES: tuple[Gate, ...] = (
         "webhook -> persistence -> scheduled recompute -> results; reconciliation -> API; LLM tasks",
         "logs/pytest_p8_topology.log",
         eg8_2_closure,
-        pending_parts=("LLM synthesis through the boundary (issue 6)",),
     ),
     Gate(
         "eg8_3_compute_safety",
         "EG8.3 compute safety",
         "budget, breaker, timeout, router controls; Bayesian hard timeout with fallback",
-        "logs/pytest_p5_bayesian_timeout.log",
+        "logs/pytest_p4_e2e.log",
         eg8_3_compute_safety,
-        pending_parts=("LLM budget, breaker, timeout and router controls (issue 6)",),
     ),
     Gate(
         "eg8_4_ledger_audit",

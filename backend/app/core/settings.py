@@ -54,6 +54,24 @@ class Settings(BaseSettings):
     # Celery limits for the Bayesian model (DESIGN §6); a job may ask for less, never more.
     bayesian_soft_time_limit_s: float = Field(default=270, gt=0, le=3600, validation_alias="BAYESIAN_SOFT_TIME_LIMIT_S")
     bayesian_hard_time_limit_s: float = Field(default=300, gt=0, le=3600, validation_alias="BAYESIAN_HARD_TIME_LIMIT_S")
+    # The LLM boundary (DESIGN §8). Prices are cents per 1,000 tokens, per model.
+    llm_provider: str = Field(default="mock", pattern=r"^[a-z0-9_]+$", validation_alias="LLM_PROVIDER")
+    llm_base_url: str | None = Field(default=None, validation_alias="LLM_BASE_URL")
+    llm_api_key: str = Field(default="", validation_alias="LLM_API_KEY")
+    llm_model_cheap: str = Field(default="mock-mini", validation_alias="LLM_MODEL_CHEAP")
+    llm_model_standard: str = Field(default="mock-standard", validation_alias="LLM_MODEL_STANDARD")
+    llm_model_premium: str = Field(default="mock-large", validation_alias="LLM_MODEL_PREMIUM")
+    llm_prices_cents_per_1k: dict[str, float] = Field(
+        default={"mock-mini": 1.0, "mock-standard": 5.0, "mock-large": 20.0},
+        validation_alias="LLM_PRICES_CENTS_PER_1K",
+    )
+    llm_max_tokens: int = Field(default=400, ge=16, le=32_000, validation_alias="LLM_MAX_TOKENS")
+    llm_timeout_s: float = Field(default=10.0, gt=0, le=300, validation_alias="LLM_TIMEOUT_S")
+    llm_breaker_threshold: int = Field(default=3, ge=1, le=100, validation_alias="LLM_BREAKER_THRESHOLD")
+    llm_breaker_open_s: float = Field(default=300.0, gt=0, le=86_400, validation_alias="LLM_BREAKER_OPEN_S")
+    llm_hourly_limit_cents: float = Field(default=500.0, ge=0, validation_alias="LLM_HOURLY_LIMIT_CENTS")
+    llm_monthly_budget_cents: float = Field(default=2500.0, ge=0, validation_alias="LLM_MONTHLY_BUDGET_CENTS")
+    llm_provider_kill_switch: bool = Field(default=False, validation_alias="LLM_PROVIDER_KILL_SWITCH")
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "APP_LOG_LEVEL"))
 
     @field_validator("database_url")
@@ -89,6 +107,11 @@ class Settings(BaseSettings):
     def payments_base_url(self) -> str | None:
         """The payment platform's API root; the mock stands in for it unless one is configured."""
         return self.payments_api_base_url or self.mock_platform_url
+
+    @property
+    def llm_url(self) -> str | None:
+        """The provider's OpenAI-compatible root; the mock stands in unless one is configured."""
+        return self.llm_base_url or self.mock_platform_url
 
     @property
     def sync_database_url(self) -> str:

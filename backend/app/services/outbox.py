@@ -72,6 +72,10 @@ def plan(rows: Iterable[Row[Any]]) -> list[Dispatch]:
             entry = recomputes.setdefault(tenant, Dispatch(RECOMPUTE_TASK, [tenant, 0], {"queue": "attribution"}))
             entry.args[1] = max(entry.args[1], row.id)
             entry.outbox_ids.append(row.id)
+        elif row.kind == "llm_task":
+            payload = dict(row.payload)
+            args = [tenant, payload["user_id"], payload["job_id"]]
+            dispatches.append(Dispatch(payload["task_type"], args, {"queue": "llm"}, [row.id]))
         elif row.kind == "reconciliation_run":
             run_id = dict(row.payload)["run_id"]
             dispatches.append(Dispatch(RECONCILE_TASK, [tenant, run_id], {"queue": "maintenance"}, [row.id]))

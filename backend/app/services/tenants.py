@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,8 +17,9 @@ from app.services.webhook_signatures import new_webhook_secret
 class ProvisionedTenant:
     tenant_id: uuid.UUID
     user_id: str
-    api_key: str  # shown once; only its hash is stored
-    webhook_secret: str  # the tenant signs webhooks with it (Standard Webhooks)
+    # Secrets stay out of repr(), so no traceback, log or test report can print them.
+    api_key: str = field(repr=False)  # shown once; only its hash is stored
+    webhook_secret: str = field(repr=False)  # the tenant signs webhooks with it (Standard Webhooks)
 
     @property
     def context(self) -> TenantContext:

@@ -15,6 +15,7 @@ from app.attribution import jobs, last_touch
 from app.core.db import tenant_transaction_sync
 from app.core.settings import get_settings
 from app.core.tenancy import TenantContext
+from app.llm import synthesis
 from app.reconciliation import runs as reconciliation_runs
 from app.services.outbox import RECOMPUTE_TASK, RECONCILE_TASK, RUN_JOB_TASK
 from app.worker.celery_app import PROBE_TASK, celery_app
@@ -32,6 +33,18 @@ def _context(tenant_id: str) -> TenantContext:
 def probe() -> dict[str, Any]:
     """The health probe: proves a message went through the broker and a child process answered."""
     return {"hostname": socket.gethostname(), "at": time.time()}
+
+
+def _register_llm_task(task_type: str) -> None:
+    """One Celery task per LLM task type; its name is the ledger's ``endpoint``."""
+
+    @celery_app.task(name=task_type, ignore_result=True)
+    def run(tenant_id: str, user_id: str, job_id: str) -> str:
+        return synthesis.run_job(TenantContext(uuid.UUID(tenant_id), user_id), uuid.UUID(job_id))
+
+
+for _task_type in synthesis.TASK_TYPES:
+    _register_llm_task(_task_type)
 
 
 @celery_app.task(name=RECONCILE_TASK, ignore_result=True)

@@ -1,108 +1,15 @@
-"""The live topology every integration test runs against, started once per session."""
+"""Integration tests run against the live topology (fixtures in ../conftest.py); all are marked."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
-import httpx
 import pytest
-from sqlalchemy import Engine, create_engine
 
-from app.core.settings import to_sync_url
-from app.services.tenants import ProvisionedTenant, create_tenant
-from scripts.topology import Topology, TopologyConfig
+from ..conftest import TEST_STOP_GRACE_S, TwoTenants, engine_for, own_topology
+
+__all__ = ["TEST_STOP_GRACE_S", "TwoTenants", "engine_for", "own_topology"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)
-
-
-ATTACH_ENV = "E2E_ATTACH_TOPOLOGY"
-# Test topologies need no graceful worker drain at the end (durability lives in our own tables, and
-# the lifecycle tests cover the default path); this saves the worker's 6-8 s warm shutdown each time.
-TEST_STOP_GRACE_S = 2.0
-
-
-@pytest.fixture(scope="session")
-def topology(test_artifacts: Path) -> Iterator[Topology]:
-    """A fresh topology per session, or (with E2E_ATTACH_TOPOLOGY=<name>) the running one of that name,
-    which is how the Phase 8 gates run these tests inside the composed topology they brought up."""
-    attach = os.environ.get(ATTACH_ENV)
-    if attach:
-        yield Topology.attach(attach)
-        return
-    with Topology(
-        TopologyConfig(artifact_dir=test_artifacts / "topology", name="pytest", stop_grace_s=TEST_STOP_GRACE_S)
-    ) as topo:
-        yield topo
-
-
-def engine_for(url: str, **kwargs: object) -> Engine:
-    return create_engine(to_sync_url(url), **kwargs)  # type: ignore[arg-type]
-
-
-def disposed_after(url: str) -> Iterator[Engine]:
-    engine = engine_for(url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def runtime_engine(topology: Topology) -> Iterator[Engine]:
-    assert topology.dsns is not None
-    yield from disposed_after(topology.dsns.runtime_sync)
-
-
-@pytest.fixture(scope="session")
-def ops_engine(topology: Topology) -> Iterator[Engine]:
-    assert topology.dsns is not None
-    yield from disposed_after(topology.dsns.ops)
-
-
-def own_topology(test_artifacts: Path, name: str, **extra_env: str) -> Iterator[Topology]:
-    """A module's own topology, for tests that stop services or change timing settings."""
-    config = TopologyConfig(
-        artifact_dir=test_artifacts / f"topology-{name}",
-        name=f"pytest-{name}",
-        stop_grace_s=TEST_STOP_GRACE_S,
-        extra_env=extra_env,
-    )
-    with Topology(config) as topo:
-        yield topo
-
-
-@dataclass
-class TwoTenants:
-    a: ProvisionedTenant
-    b: ProvisionedTenant
-
-
-@pytest.fixture(scope="session")
-def two_tenants(runtime_engine: Engine) -> TwoTenants:
-    """Two tenants, each with one event row, provisioned through the runtime identity."""
-    from sqlalchemy import text
-
-    made = []
-    for name in ("tenant-a", "tenant-b"):
-        with runtime_engine.begin() as conn:
-            tenant = create_tenant(conn, name)
-            conn.execute(
-                text(
-                    "INSERT INTO attribution_events (tenant_id, platform, external_event_id, event_type, "
-                    "occurred_at) VALUES (:t, 'stripe', :e, 'conversion', now())"
-                ),
-                {"t": tenant.tenant_id, "e": f"evt-{name}"},
-            )
-        made.append(tenant)
-    return TwoTenants(*made)
-
-
-@pytest.fixture
-def api(topology: Topology) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=topology.api_url, timeout=15.0) as client:
-        yield client

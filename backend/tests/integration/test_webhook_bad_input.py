@@ -17,7 +17,7 @@ from app.core.db import tenant_transaction_sync
 from app.services.tenants import ProvisionedTenant, create_tenant, rotate_webhook_secret
 from scripts.topology import Topology
 
-from .conftest import engine_for
+from ..conftest import engine_for, stored_text
 from .webhook_client import post_webhook, signed_headers
 
 GOOD_TOUCH = {
@@ -259,23 +259,11 @@ def test_pii_never_reaches_any_table(
     assert post_webhook(api, "stripe", tenant, broken).status_code == 422
 
     # Scan every text, varchar and jsonb column of every table in the database (ops_reader bypasses RLS).
-    with ops_owner_engine.connect() as conn:
-        columns = conn.execute(
-            text(
-                "SELECT table_name, column_name FROM information_schema.columns "
-                "WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'character', 'jsonb', 'json')"
-            )
-        ).all()
-        assert len(columns) > 20
-        hits = []
-        for table, column in columns:
-            values = conn.execute(
-                text(f'SELECT "{column}"::text FROM "{table}" WHERE "{column}" IS NOT NULL')
-            ).scalars()
-            for value in values:
-                found = [k for k, v in PII.items() if v in value or v.replace(" ", "") in value]
-                found += [k for k, shape in PII_SHAPES.items() if shape.search(value)]
-                hits += [f"{table}.{column}: {k}" for k in found]
+    hits = []
+    for where, value in stored_text(ops_owner_engine):
+        found = [k for k, v in PII.items() if v in value or v.replace(" ", "") in value]
+        found += [k for k, shape in PII_SHAPES.items() if shape.search(value)]
+        hits += [f"{where}: {k}" for k in found]
     assert hits == []
 
     # The pseudonymized customer still joins the touch to the conversion.

@@ -1,0 +1,1 @@
+"""The LLM provider boundary: the only code that may reach a model provider (DESIGN §8)."""
