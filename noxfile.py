@@ -92,3 +92,10 @@ def contract(session: nox.Session) -> None:
     """The committed OpenAPI contract: ``nox -s contract -- export`` rewrites it, ``-- check`` finds drift."""
     install_locked(session)
     session.run("python", "-m", "scripts.contract", *(session.posargs or ["check"]), env=ENV)
+
+
+@nox.session(python=PYTHON)
+def p4_e2e(session: nox.Session) -> None:
+    """The P4 gate: topology, health waits, the LLM E2E test, the ops queries -> artifacts/b07-p4/."""
+    install_locked(session)
+    session.run("python", "scripts/ci/p4_e2e.py", *session.posargs, env=ENV)

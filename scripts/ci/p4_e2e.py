@@ -1,0 +1,69 @@
+"""The P4 gate on the native topology (the seed's steps, without Docker):
+
+topology up (migrations as the owner) -> health waits -> the E2E test -> the ops queries,
+everything in artifacts/b07-p4/ (logs/, runtime_db_probe.json, sql/*.csv, p4_summary.json).
+
+    python scripts/ci/p4_e2e.py [--artifact-dir artifacts/b07-p4] [--admin-database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
+
+from scripts.harness import EXIT_CODES_HELP, ExitCode
+from scripts.phase8.evidence import run_step, write_manifest
+from scripts.topology import Topology, TopologyConfig, TopologyError
+
+E2E_TEST = "backend/tests/integration/test_b07_p4_operational_readiness_e2e.py"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--artifact-dir", type=Path, default=Path("artifacts/b07-p4"))
+    parser.add_argument("--admin-database-url", default=os.environ.get("PHASE8_ADMIN_DATABASE_URL"))
+    args = parser.parse_args(argv)
+    artifact_dir = args.artifact_dir.resolve()
+    (artifact_dir / "logs").mkdir(parents=True, exist_ok=True)
+    results: dict[str, int] = {}
+    try:
+        config = TopologyConfig(artifact_dir=artifact_dir, name="p4", admin_database_url=args.admin_database_url)
+        with Topology(config) as topo:
+            env = {**topo.operator_env, "E2E_ATTACH_TOPOLOGY": "p4", "B07_P4_ARTIFACT_DIR": str(artifact_dir)}
+            logs, py = artifact_dir / "logs", sys.executable
+            steps = {
+                "wait_for_e2e_health": [py, "scripts/wait_for_e2e_health.py", "--base-url", topo.api_url],
+                "wait_for_e2e_worker": [py, "scripts/wait_for_e2e_worker.py", "--base-url", topo.api_url],
+                "pytest_p4_e2e": [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=-ra", E2E_TEST],
+                "run_b07_p4_operational_queries": [
+                    "scripts/ci/run_b07_p4_operational_queries.sh",
+                    topo.operator_env["OPS_DATABASE_URL"],
+                    str(artifact_dir / "runtime_db_probe.json"),
+                    str(artifact_dir / "sql"),
+                ],
+            }
+            for name, argv_ in steps.items():
+                results[name] = run_step(name, argv_, logs, {**env, "PYTHON": py}, timeout_s=600)
+                if results[name] != 0:
+                    break
+    except TopologyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        results["topology"] = 1
+    passed = bool(results) and all(code == 0 for code in results.values()) and len(results) == 4
+    (artifact_dir / "p4_summary.json").write_text(
+        json.dumps({"status": "passed" if passed else "failed", "steps": results}, indent=2) + "\n"
+    )
+    write_manifest(artifact_dir)
+    print(json.dumps({"status": "passed" if passed else "failed", "steps": results}))
+    return ExitCode.PASS if passed else ExitCode.GATE_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Operator tools used by the runbooks in docs/ops/."""
