@@ -30,3 +30,18 @@ def test_jobs_carry_their_limits_and_zero_soft_means_none() -> None:
     assert jobs[0].options == {"queue": "attribution", "time_limit": 300.0, "soft_time_limit": 270.0}
     assert jobs[1].options == {"queue": "attribution", "time_limit": 3.0}
     assert jobs[1].args == ["a", "j2", 3.0 + DEADLINE_GRACE_S]
+
+
+def test_migrations_create_every_worker_queue_row() -> None:
+    """The queue rows the broker needs exist before any process starts (see migration 0006)."""
+    import importlib.util
+
+    from app.worker.queues import QUEUES
+    from scripts.harness import REPO_ROOT
+
+    path = REPO_ROOT / "backend" / "alembic" / "versions" / "0006_broker_queue_rows.py"
+    spec = importlib.util.spec_from_file_location("queue_rows", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.QUEUES) == set(QUEUES)

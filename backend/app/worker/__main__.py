@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_or_report()
     if settings is None:
         return 2
-    from app.worker.celery_app import QUEUES, celery_app
+    from app.worker.celery_app import celery_app
+    from app.worker.queues import QUEUES
 
     worker_args = [
         "worker",

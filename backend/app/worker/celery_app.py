@@ -21,8 +21,8 @@ from sqlalchemy.exc import OperationalError, PendingRollbackError
 
 from app.core.db import reset_engines_after_fork
 from app.core.settings import Settings, get_settings
+from app.worker.queues import QUEUES
 
-QUEUES = ("housekeeping", "maintenance", "llm", "attribution")
 PROBE_TASK = "app.worker.tasks.probe"
 
 

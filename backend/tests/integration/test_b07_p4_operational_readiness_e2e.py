@@ -31,10 +31,10 @@ from sqlalchemy import Engine, text
 from app.core.db import tenant_transaction_sync
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary
-from app.llm.config import LLMConfig
 from app.llm.providers import ChatProvider
 from app.llm.router import Tier
 from app.services.tenants import ProvisionedTenant, create_tenant
+from scripts.bench.llm_calls import mock_config
 from scripts.harness import REPO_ROOT
 from scripts.identity.assert_runtime_identity import probe_identity
 from scripts.topology import Topology
@@ -43,22 +43,6 @@ from ..conftest import stored_text
 from .webhook_client import bearer, eventually
 
 TASKS = ("route", "explanation", "investigation", "budget_optimization")
-
-
-def config(**overrides: Any) -> LLMConfig:
-    base: dict[str, Any] = dict(
-        provider="mock",
-        models={Tier.CHEAP: "mock-mini", Tier.STANDARD: "mock-standard", Tier.PREMIUM: "mock-large"},
-        prices_cents_per_1k={"mock-mini": 1.0, "mock-standard": 5.0, "mock-large": 20.0, "mock-breaker": 1.0},
-        max_tokens=200,
-        timeout_s=5.0,
-        breaker_threshold=3,
-        breaker_open_s=300.0,
-        hourly_limit_cents=500.0,
-        monthly_budget_cents=2500.0,
-        env_kill_switch=False,
-    )
-    return LLMConfig(**{**base, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +59,7 @@ def mock(topology: Topology) -> Any:
 
 
 def boundary(topology: Topology, engine: Engine, **overrides: Any) -> Boundary:
-    return Boundary(config(**overrides), ChatProvider("mock", topology.mock_url, ""), engine)
+    return Boundary(mock_config(**overrides), ChatProvider("mock", topology.mock_url, ""), engine)
 
 
 def run_task(api: httpx.Client, tenant: ProvisionedTenant, task: str, request_id: str, question: str = "") -> dict:
