@@ -46,7 +46,8 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks; each writes artifacts/bench/<name>.json and prints its figures."""
     install_locked(session)
-    session.run("python", "-m", "scripts.bench.topology_bench", *session.posargs, env=ENV)
+    for bench_module in ("topology_bench", "llm_boundary_bench"):
+        session.run("python", "-m", f"scripts.bench.{bench_module}", *session.posargs, env=ENV)
 
 
 @nox.session(python=PYTHON)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
 
-from app.api import attribution, health, llm, reconciliation, tenants, webhooks
+from app.api import attribution, health, llm, metrics, reconciliation, tenants, webhooks
 from app.api.deps import known_query_parameters
 from app.api.openapi import install_openapi
 from app.core.problems import install_problem_handlers
@@ -42,5 +42,7 @@ def create_app() -> FastAPI:
     app.include_router(attribution.router)
     app.include_router(reconciliation.router)
     app.include_router(llm.router)
+    app.include_router(metrics.router)
+    metrics.install_request_timing(app)
     install_openapi(app)
     return app

@@ -184,16 +184,13 @@ class Boundary:
             if not conn.execute(RESERVE, {**ids, "amount": estimate}).rowcount:
                 return self._finish(conn, outcome, "blocked", blocked_reason="budget_exhausted")
             conn.execute(HOLD, {**ids, "call_id": claim.id, "amount": estimate})
-
-        with self._tx(ctx) as conn:  # 6. cache
+            # Steps 6 and 7 share this transaction: one commit before the provider call, not three.
             key = cache_key(endpoint, self.config.provider, model, prompt, int(conn.execute(WATERMARK).scalar_one()))
-            hit = conn.execute(CACHE_GET, {"key": key}).scalar_one_or_none()
+            hit = conn.execute(CACHE_GET, {"key": key}).scalar_one_or_none()  # 6. cache
             if hit is not None:
                 self._release(conn, ctx, outcome, spent=Decimal(0))
                 return self._finish(conn, outcome, "succeeded", was_cached=True, text=hit["text"])
-
-        with self._tx(ctx) as conn:  # 7. circuit breaker
-            if not self._breaker_allows(conn, model):
+            if not self._breaker_allows(conn, model):  # 7. circuit breaker
                 self._release(conn, ctx, outcome, spent=Decimal(0))
                 return self._finish(conn, outcome, "blocked", blocked_reason="breaker_open")
 

@@ -1,0 +1,106 @@
+"""Prometheus metrics: request latency from this process, and system state from PostgreSQL.
+
+State that several processes share (LLM outcomes, breakers, budgets, webhook outcomes, queue depth)
+is read from the database at scrape time, so every api replica reports the same truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+
+from app.core.db import async_engine
+
+REQUEST_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "api request latency",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+SCOPE = text("SELECT set_config('app.system_scope', 'metrics', true)")
+QUERIES = {
+    "llm_outcomes": text(
+        "SELECT status, coalesce(blocked_reason, failure_reason, "
+        "CASE WHEN was_cached THEN 'cache' ELSE 'provider' END) AS reason, "
+        "count(*) AS n, coalesce(sum(cost_cents), 0) AS cost FROM llm_api_calls GROUP BY 1, 2"
+    ),
+    "breakers": text("SELECT provider, model, state FROM llm_breaker_state"),
+    "kill_switch": text("SELECT enabled FROM llm_kill_switch WHERE id = 1"),
+    "budget": text(
+        "SELECT coalesce(sum(spent_cents), 0) AS spent, coalesce(sum(reserved_cents), 0) AS reserved, "
+        "coalesce(sum(limit_cents), 0) AS cap FROM llm_budget_periods "
+        "WHERE period_start = date_trunc('month', now())::date"
+    ),
+    "events": text("SELECT platform, count(*) AS n FROM attribution_events GROUP BY 1"),
+    "dead_letters": text("SELECT reason_code, count(*) AS n FROM dead_letter_events GROUP BY 1"),
+    "queues": text(
+        "SELECT q.name, count(m.id) FILTER (WHERE m.visible) AS n FROM kombu_queue q "
+        "LEFT JOIN kombu_message m ON m.queue_id = q.id GROUP BY 1"
+    ),
+}
+
+
+async def snapshot() -> dict[str, list[Any]]:
+    async with async_engine().begin() as conn:
+        await conn.execute(SCOPE)
+        return {name: list(await conn.execute(query)) for name, query in QUERIES.items()}
+
+
+def families(state: dict[str, list[Any]]) -> Iterator[Metric]:
+    calls = CounterMetricFamily("llm_calls", "LLM calls by outcome", labels=["status", "reason"])
+    cost = CounterMetricFamily("llm_cost_cents", "LLM cost by outcome", labels=["status", "reason"])
+    for row in state["llm_outcomes"]:
+        calls.add_metric([row.status, row.reason], row.n)
+        cost.add_metric([row.status, row.reason], float(row.cost))
+    yield calls
+    yield cost
+    served = sum(r.n for r in state["llm_outcomes"] if r.status == "succeeded")
+    hits = sum(r.n for r in state["llm_outcomes"] if r.reason == "cache")
+    yield GaugeMetricFamily(
+        "llm_cache_hit_ratio", "cached answers / all served answers", value=hits / served if served else 0
+    )
+    breaker = GaugeMetricFamily(
+        "llm_breaker_open",
+        "1 while a provider/model breaker is open or half-open",
+        labels=["provider", "model", "state"],
+    )
+    for row in state["breakers"]:
+        breaker.add_metric([row.provider, row.model, row.state], 0 if row.state == "closed" else 1)
+    yield breaker
+    enabled = bool(state["kill_switch"] and state["kill_switch"][0].enabled)
+    yield GaugeMetricFamily("llm_kill_switch_enabled", "1 while the provider kill switch is on", value=int(enabled))
+    budget = state["budget"][0]
+    used = float(budget.spent + budget.reserved) / float(budget.cap) if budget.cap else 0.0
+    yield GaugeMetricFamily("llm_budget_used_ratio", "this month's (spent + reserved) / limit, all users", value=used)
+    events = CounterMetricFamily("webhook_events", "accepted webhook events", labels=["platform"])
+    for row in state["events"]:
+        events.add_metric([row.platform], row.n)
+    yield events
+    dead = CounterMetricFamily("webhook_dead_letters", "rejected payloads kept as dead letters", labels=["reason"])
+    for row in state["dead_letters"]:
+        dead.add_metric([row.reason_code], row.n)
+    yield dead
+    depth = GaugeMetricFamily("broker_queue_depth", "messages waiting per queue", labels=["queue"])
+    for row in state["queues"]:
+        depth.add_metric([row.name], row.n)
+    yield depth
+
+
+class _Snapshot(Collector):
+    def __init__(self, metrics: Iterable[Metric]) -> None:
+        self.metrics = list(metrics)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.metrics
+
+
+async def render() -> bytes:
+    shared = CollectorRegistry()
+    shared.register(_Snapshot(families(await snapshot())))
+    return generate_latest(REGISTRY) + generate_latest(shared)
