@@ -14,8 +14,7 @@ from sqlalchemy import create_engine
 from app.core.settings import to_sync_url
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary
-from app.llm.config import LLMConfig
-from app.llm.providers import ChatProvider
+from app.llm.config import LLMConfig, provider_client
 from app.llm.router import Tier
 
 MOCK_PRICES = {"mock-mini": 1.0, "mock-standard": 5.0, "mock-large": 20.0}
@@ -41,7 +40,7 @@ def mock_config(**overrides: Any) -> LLMConfig:
 
 def mock_boundary(dsn: str, mock_url: str, pool_size: int = 5, **overrides: Any) -> Boundary:
     engine = create_engine(to_sync_url(dsn), pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
-    return Boundary(mock_config(**overrides), ChatProvider("mock", mock_url, ""), engine)
+    return Boundary(mock_config(**overrides), provider_client("mock", mock_url), engine)
 
 
 @dataclass(frozen=True)

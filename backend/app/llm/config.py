@@ -55,7 +55,12 @@ class LLMConfig:
         return self.cost_cents(model, len(prompt.encode()) // 2 + 1 + self.max_tokens)
 
 
+def provider_client(name: str, base_url: str, api_key: str = "") -> ChatProvider:
+    """The one factory for provider clients; code outside app.llm gets clients only from here."""
+    return ChatProvider(name, base_url, api_key)
+
+
 def provider_from_settings(settings: Settings) -> ChatProvider:
     if not settings.llm_url:
         raise ValueError("no LLM endpoint: set LLM_BASE_URL (or MOCK_PLATFORM_URL for the mock)")
-    return ChatProvider(settings.llm_provider, settings.llm_url, settings.llm_api_key)
+    return provider_client(settings.llm_provider, settings.llm_url, settings.llm_api_key)

@@ -9,12 +9,16 @@ import os
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from scripts.harness import REPO_ROOT
 from scripts.topology import Topology
+
+from ..conftest import engine_for
 
 RUNBOOKS = REPO_ROOT / "docs" / "ops" / "b07_p4" / "runbooks"
 ORDER = ("first_traffic_checklist.md", "kill_switch_runbook.md", "incident_response_runbook.md")
@@ -61,6 +65,27 @@ def test_runbook_commands_run(topology: Topology, runbook: str, tmp_path: Path) 
         ]
         header = next(csv.reader((out / "02_cache_hit_rate.csv").open()))
         assert header == ["endpoint", "served", "cache_hits", "hit_rate_pct"]
+        assert_csvs_agree_with_the_ledger(topology, out)
+
+
+def assert_csvs_agree_with_the_ledger(topology: Topology, out: Path) -> None:
+    """The dashboards are the ledger, summed: calls, spend and cache hits match a direct count."""
+    assert topology.dsns is not None
+    engine = engine_for(topology.dsns.ops)
+    try:
+        with engine.connect() as conn:
+            calls, spent, hits = conn.execute(
+                text(
+                    "SELECT count(*), coalesce(sum(cost_cents), 0), count(*) FILTER (WHERE was_cached) FROM llm_api_calls"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    spend = list(csv.DictReader((out / "01_monthly_spend.csv").open()))
+    cache = list(csv.DictReader((out / "02_cache_hit_rate.csv").open()))
+    assert sum(int(r["calls"]) for r in spend) == calls
+    assert sum(Decimal(r["spent_cents"]) for r in spend) == spent
+    assert sum(int(r["cache_hits"]) for r in cache) == hits
 
 
 def test_queries_refuse_a_privileged_probe(tmp_path: Path) -> None:
