@@ -8,7 +8,6 @@ cheapest), with a low-spend control that does not.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
 import pytest
@@ -16,9 +15,9 @@ from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
 from app.llm.router import Tier, complexity, route, tier_for, under_pressure
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.services.tenants import create_tenant
 
-from .integration.webhook_client import eventually
+from .integration.webhook_client import run_llm_task
 
 EXPECTED_TIER = {
     "route": "cheap",
@@ -58,24 +57,13 @@ def test_eg65_prompt_size_raises_complexity() -> None:
     assert complexity("explanation", "x" * 8_001) == 7
 
 
-def run_task(api: httpx.Client, tenant: ProvisionedTenant, task: str, request_id: str) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {tenant.api_key}"}
-    created = api.post(f"/api/v1/llm/{task}", headers=headers, json={"request_id": request_id, "question": "why?"})
-    assert created.status_code == 202, created.text
-    job_id = created.json()["job_id"]
-
-    def done() -> dict[str, Any] | None:
-        job = api.get(f"/api/v1/llm/jobs/{job_id}", headers=headers).json()
-        return job if job["status"] != "queued" else None
-
-    return eventually(done, timeout_s=30, interval_s=0.1)
-
-
 @pytest.mark.integration
 def test_eg63_all_four_task_types_are_ledgered_with_their_tier(api: httpx.Client, runtime_engine: Engine) -> None:
     with runtime_engine.begin() as conn:
         tenant = create_tenant(conn, "eg63")
-    jobs = {task: run_task(api, tenant, task, f"eg63-{task}-{uuid.uuid4().hex[:6]}") for task in EXPECTED_TIER}
+    jobs = {
+        task: run_llm_task(api, tenant, task, f"eg63-{task}-{uuid.uuid4().hex[:6]}", "why?") for task in EXPECTED_TIER
+    }
     assert {task: job["status"] for task, job in jobs.items()} == dict.fromkeys(EXPECTED_TIER, "succeeded")
     with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
         ledger = {row.endpoint: row for row in conn.execute(text("SELECT * FROM llm_api_calls"))}
@@ -100,5 +88,5 @@ def test_eg65_budget_pressure_downgrades_through_the_boundary(api: httpx.Client,
     with runtime_engine.begin() as conn:
         relaxed = create_tenant(conn, "eg65-control")
     for tenant, expected in ((pressed, "standard"), (relaxed, "premium")):
-        job = run_task(api, tenant, "budget_optimization", f"eg65-{uuid.uuid4().hex[:6]}")
+        job = run_llm_task(api, tenant, "budget_optimization", f"eg65-{uuid.uuid4().hex[:6]}", "why?")
         assert job["status"] == "succeeded" and job["result"]["call"]["tier"] == expected

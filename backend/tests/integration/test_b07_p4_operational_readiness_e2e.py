@@ -40,7 +40,7 @@ from scripts.identity.assert_runtime_identity import probe_identity
 from scripts.topology import Topology
 
 from ..conftest import stored_text
-from .webhook_client import bearer, eventually
+from .webhook_client import bearer, run_llm_task
 
 TASKS = ("route", "explanation", "investigation", "budget_optimization")
 
@@ -62,20 +62,6 @@ def boundary(topology: Topology, engine: Engine, **overrides: Any) -> Boundary:
     return Boundary(mock_config(**overrides), ChatProvider("mock", topology.mock_url, ""), engine)
 
 
-def run_task(api: httpx.Client, tenant: ProvisionedTenant, task: str, request_id: str, question: str = "") -> dict:
-    created = api.post(
-        f"/api/v1/llm/{task}", headers=bearer(tenant), json={"request_id": request_id, "question": question}
-    )
-    assert created.status_code in (200, 202), created.text
-    job_id = created.json()["job_id"]
-
-    def done() -> dict | None:
-        job = api.get(f"/api/v1/llm/jobs/{job_id}", headers=bearer(tenant)).json()
-        return job if job["status"] != "queued" else None
-
-    return eventually(done, timeout_s=30, interval_s=0.1)
-
-
 def ledger(engine: Engine, ctx: TenantContext, where: str = "true", **params: Any) -> list[Any]:
     with tenant_transaction_sync(ctx, engine) as conn:
         return list(conn.execute(text(f"SELECT * FROM llm_api_calls WHERE {where} ORDER BY created_at"), params))
@@ -84,7 +70,7 @@ def ledger(engine: Engine, ctx: TenantContext, where: str = "true", **params: An
 def test_1_2_each_task_type_runs_and_materializes(
     api: httpx.Client, runtime_engine: Engine, tenant: ProvisionedTenant
 ) -> None:
-    jobs = {task: run_task(api, tenant, task, f"p4-{task}") for task in TASKS}
+    jobs = {task: run_llm_task(api, tenant, task, f"p4-{task}") for task in TASKS}
     assert {t: j["status"] for t, j in jobs.items()} == dict.fromkeys(TASKS, "succeeded")
     rows = {row.endpoint: row for row in ledger(runtime_engine, tenant.context)}
     assert set(rows) >= set(TASKS)
@@ -103,8 +89,8 @@ def test_1_2_each_task_type_runs_and_materializes(
 def test_3_identical_request_is_a_cache_hit(
     api: httpx.Client, runtime_engine: Engine, tenant: ProvisionedTenant
 ) -> None:
-    first = run_task(api, tenant, "explanation", "p4-cache-1", "what moved revenue?")
-    second = run_task(api, tenant, "explanation", "p4-cache-2", "what  moved   revenue?")  # same up to whitespace
+    first = run_llm_task(api, tenant, "explanation", "p4-cache-1", "what moved revenue?")
+    second = run_llm_task(api, tenant, "explanation", "p4-cache-2", "what  moved   revenue?")  # same up to whitespace
     assert first["result"]["call"]["was_cached"] is False
     call = second["result"]["call"]
     assert (call["status"], call["was_cached"], call["provider_attempted"], call["cost_cents"]) == (
@@ -139,7 +125,7 @@ def test_5_kill_switch_denies_without_attempt(
     with runtime_engine.begin() as conn:  # the operators' flag: no restart needed
         conn.execute(text("UPDATE llm_kill_switch SET enabled = true, reason = 'p4 drill', updated_at = now()"))
     try:
-        job = run_task(api, tenant, "route", "p4-kill-db")
+        job = run_llm_task(api, tenant, "route", "p4-kill-db")
     finally:
         with runtime_engine.begin() as conn:
             conn.execute(text("UPDATE llm_kill_switch SET enabled = false, reason = null, updated_at = now()"))
@@ -155,7 +141,7 @@ def test_5_kill_switch_denies_without_attempt(
         "provider_kill_switch",
         False,
     )
-    assert run_task(api, tenant, "route", "p4-kill-after")["status"] == "succeeded"  # control: flag off again
+    assert run_llm_task(api, tenant, "route", "p4-kill-after")["status"] == "succeeded"  # control: flag off again
 
 
 def test_6_seeded_hourly_shutoff_blocks(topology: Topology, runtime_engine: Engine) -> None:
@@ -245,7 +231,7 @@ def test_budget_never_overshoots_under_concurrency(topology: Topology, runtime_e
 
 def test_no_raw_prompt_is_stored_anywhere(api: httpx.Client, ops_engine: Engine, tenant: ProvisionedTenant) -> None:
     marker = f"PROMPT-MARKER-{uuid.uuid4().hex}"
-    job = run_task(api, tenant, "route", "p4-secret-prompt", f"route this: {marker}")
+    job = run_llm_task(api, tenant, "route", "p4-secret-prompt", f"route this: {marker}")
     assert job["status"] == "succeeded"
     leaks = [where for where, value in stored_text(ops_engine) if marker in value]
     # The question is the caller's input and lives on its job row; the prompt built from it must not.

@@ -1,4 +1,4 @@
-"""Sending signed webhooks to the live api, as a tenant's platform would."""
+"""Talking to the live api as tenants do: signed webhooks, LLM tasks, and polling for results."""
 
 from __future__ import annotations
 
@@ -56,3 +56,17 @@ def eventually(probe: Callable[[], T | None], timeout_s: float = 20.0, interval_
 
 def bearer(tenant: ProvisionedTenant) -> dict[str, str]:
     return {"Authorization": f"Bearer {tenant.api_key}"}
+
+
+def run_llm_task(api: httpx.Client, tenant: ProvisionedTenant, task: str, request_id: str, question: str = "") -> Any:
+    """Request an LLM task and wait until the worker has finished it; returns the job body."""
+    body = {"request_id": request_id, "question": question}
+    created = api.post(f"/api/v1/llm/{task}", headers=bearer(tenant), json=body)
+    assert created.status_code in (200, 202), created.text
+    job_id = created.json()["job_id"]
+
+    def done() -> Any:
+        job = api.get(f"/api/v1/llm/jobs/{job_id}", headers=bearer(tenant)).json()
+        return job if job["status"] != "queued" else None
+
+    return eventually(done, timeout_s=30, interval_s=0.1)
