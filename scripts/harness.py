@@ -54,7 +54,10 @@ def emit(payload: dict[str, Any], output: Path | None = None) -> None:
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text + "\n")
-    print(text)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # the reader (e.g. `| grep -q`) has what it needed; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def fail(code: ExitCode, message: str, **extra: Any) -> NoReturn:

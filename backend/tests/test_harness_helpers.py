@@ -77,3 +77,23 @@ def test_provisioned_tenant_repr_hides_its_secrets() -> None:
     tenant = ProvisionedTenant(uuid.uuid4(), "owner", new_api_key(), "whsec_c2VjcmV0c2VjcmV0")
     shown = repr(tenant)
     assert tenant.api_key not in shown and tenant.webhook_secret not in shown and "owner" in shown
+
+
+def test_emit_tolerates_a_reader_that_stops_early() -> None:
+    """`script | grep -q x` under pipefail must not turn into a BrokenPipe traceback and exit 1."""
+    import subprocess
+    import sys
+
+    from scripts.harness import REPO_ROOT
+
+    code = "from scripts.harness import emit; emit({'k': 'v' * 200000})"
+    result = subprocess.run(
+        ["bash", "-c", f'set -o pipefail; {sys.executable} -c "{code}" | head -c 10 >/dev/null'],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "BrokenPipeError" not in result.stderr
