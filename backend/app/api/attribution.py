@@ -13,7 +13,7 @@ from app.core.db import tenant_transaction
 from app.core.problems import ProblemError
 from app.core.settings import get_settings
 from app.schemas.attribution import Job, JobCreated, Results
-from app.schemas.common import problems
+from app.schemas.common import iso_or_none, problems
 from app.services import attribution
 
 router = APIRouter(prefix="/api/v1/attribution", tags=["attribution"], responses=problems(400, 401, 422))
@@ -32,10 +32,6 @@ def _day(value: str | None) -> date | None:
         raise ProblemError(422, "Unprocessable Content", f"{value!r} is not a calendar day", "invalid_window") from None
 
 
-def _stamp(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def _job_body(row: Any) -> dict[str, Any]:
     return {
         "job_id": str(row.id),
@@ -45,9 +41,9 @@ def _job_body(row: Any) -> dict[str, Any]:
         "result": row.result,
         "fallback_event": row.fallback_event,
         "error": row.error,
-        "created_at": _stamp(row.created_at),
-        "started_at": _stamp(row.started_at),
-        "finished_at": _stamp(row.finished_at),
+        "created_at": iso_or_none(row.created_at),
+        "started_at": iso_or_none(row.started_at),
+        "finished_at": iso_or_none(row.finished_at),
     }
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from app.api.deps import Tenant
 from app.core.db import tenant_transaction
 from app.core.problems import ProblemError
-from app.schemas.common import problems
+from app.schemas.common import iso_or_none, problems
 from app.schemas.llm import BudgetOptimization, Investigation, LLMJob, LLMJobCreated, TaskType
 from app.services import llm_jobs
 
@@ -47,7 +47,7 @@ async def get_job(job_id: uuid.UUID, ctx: Tenant) -> LLMJob:
         status=row.status,
         result=row.result,
         created_at=row.created_at.isoformat(),
-        finished_at=row.finished_at.isoformat() if row.finished_at else None,
+        finished_at=iso_or_none(row.finished_at),
     )
 
 

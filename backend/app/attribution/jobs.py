@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from app.attribution import bayesian, last_touch
+from app.services import outbox
 
 FALLBACK_EVENT = "deterministic_last_touch"
 
@@ -32,10 +33,6 @@ FINISH_SQL = text(
            fallback_event = :fallback, finished_at = now()
     WHERE id = :job_id AND status IN ('queued', 'running')
     """
-)
-COMPLETE_OUTBOX_SQL = text(
-    "UPDATE outbox SET completed_at = now() "
-    "WHERE kind = 'attribution_job' AND payload->>'job_id' = :job_id AND completed_at IS NULL"
 )
 DAILY_REVENUE_SQL = text(
     """
@@ -78,7 +75,7 @@ def finish(
             "fallback": fallback,
         },
     ).rowcount
-    conn.execute(COMPLETE_OUTBOX_SQL, {"job_id": str(job_id)})
+    outbox.complete(conn, "attribution_job", job_id)
     return bool(changed)
 
 

@@ -18,6 +18,7 @@ from app.core.settings import get_settings
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary, CallOutcome
 from app.llm.config import LLMConfig, provider_from_settings
+from app.services import outbox
 
 TASK_TYPES = ("route", "explanation", "investigation", "budget_optimization")
 
@@ -39,10 +40,6 @@ OPTIMIZATION = text(
     "INSERT INTO budget_optimization_jobs (tenant_id, user_id, job_id, recommended_allocation, rationale) "
     "VALUES (:t, :u, :job_id, CAST(:a AS jsonb), :r) "
     "ON CONFLICT (job_id) DO UPDATE SET rationale = budget_optimization_jobs.rationale RETURNING id"
-)
-COMPLETE_OUTBOX = text(
-    "UPDATE outbox SET completed_at = now() "
-    "WHERE kind = 'llm_task' AND payload->>'job_id' = :job_id AND completed_at IS NULL"
 )
 
 
@@ -99,7 +96,7 @@ def run_job(
             FINISH_JOB,
             {"job_id": job_id, "status": outcome.status, "call_id": outcome.call_id, "result": json.dumps(result)},
         )
-        conn.execute(COMPLETE_OUTBOX, {"job_id": str(job_id)})
+        outbox.complete(conn, "llm_task", job_id)
     return outcome.status
 
 

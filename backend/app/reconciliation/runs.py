@@ -17,6 +17,7 @@ from app.core.settings import Settings
 from app.core.tenancy import TenantContext
 from app.reconciliation.client import FetchError, PaymentsClient
 from app.reconciliation.compare import compare, digest, totals
+from app.services import outbox
 
 CLAIM_SQL = text(
     """
@@ -48,10 +49,6 @@ INSERT_ITEMS_SQL = text(
     FROM jsonb_array_elements(CAST(:items AS jsonb)) AS i
     """
 )
-COMPLETE_OUTBOX_SQL = text(
-    "UPDATE outbox SET completed_at = now() "
-    "WHERE kind = 'reconciliation_run' AND payload->>'run_id' = :run_id AND completed_at IS NULL"
-)
 
 
 def _finish(conn: Connection, run_id: uuid.UUID, status: str, **values: Any) -> None:
@@ -66,7 +63,7 @@ def _finish(conn: Connection, run_id: uuid.UUID, status: str, **values: Any) -> 
         **values,
     }
     conn.execute(FINISH_SQL, params)
-    conn.execute(COMPLETE_OUTBOX_SQL, {"run_id": str(run_id)})
+    outbox.complete(conn, "reconciliation_run", run_id)
 
 
 def execute(ctx: TenantContext, run_id: uuid.UUID, settings: Settings, engine: Engine | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +19,11 @@ class Problem(BaseModel):
     detail: str
     code: str
     instance: str | None = None
+
+
+def iso_or_none(value: datetime | None) -> str | None:
+    """A timestamp as the contract spells it (RFC 3339), or None when there is none yet."""
+    return value.isoformat() if value else None
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, text
+from sqlalchemy import Connection, Row, text
 from starlette.concurrency import run_in_threadpool
 
 from app.core.db import async_engine
@@ -51,7 +52,17 @@ EXPIRE_JOBS_SQL = text(
     RETURNING tenant_id
     """
 )
+COMPLETE_SQL = text(
+    "UPDATE outbox SET completed_at = now() WHERE kind = :kind AND payload->>:key = :work_id AND completed_at IS NULL"
+)
+# Which payload field names the unit of work, per kind (recomputes complete by id range instead).
+PAYLOAD_KEYS = {"attribution_job": "job_id", "llm_task": "job_id", "reconciliation_run": "run_id"}
 RECOMPUTE_OUTBOX_SQL = text("INSERT INTO outbox (tenant_id, kind) VALUES (:tenant_id, 'attribution_recompute')")
+
+
+def complete(conn: Connection, kind: str, work_id: uuid.UUID) -> None:
+    """Mark the outbox row of one job or run completed, inside the transaction that finished the work."""
+    conn.execute(COMPLETE_SQL, {"kind": kind, "key": PAYLOAD_KEYS[kind], "work_id": str(work_id)})
 
 
 @dataclass

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.schemas.common import iso_or_none
 
 PLATFORMS = ("stripe",)
 MAX_WINDOW = timedelta(days=93)
@@ -111,7 +113,7 @@ async def get_run(conn: AsyncConnection, run_id: uuid.UUID) -> dict[str, Any] | 
         "pages_fetched": run.pages_fetched,
         "retries": run.retries,
         "created_at": run.created_at.isoformat(),
-        "finished_at": _iso(run.finished_at),
+        "finished_at": iso_or_none(run.finished_at),
         "items": [
             {
                 "external_id": i.external_id,
@@ -122,10 +124,6 @@ async def get_run(conn: AsyncConnection, run_id: uuid.UUID) -> dict[str, Any] | 
             for i in items
         ],
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _discrepancies(totals: dict[str, Any] | None) -> int:
@@ -157,7 +155,7 @@ async def status(conn: AsyncConnection) -> dict[str, Any]:
                 "platform": platform,
                 "status": state,
                 "last_run_id": str(row.id),
-                "finished_at": _iso(row.finished_at),
+                "finished_at": iso_or_none(row.finished_at),
                 "discrepancies": found,
             }
         )
