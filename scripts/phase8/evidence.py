@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scripts.harness import REPO_ROOT, redact_dsn
 
 MANIFEST = "manifest.sha256"
+ATTESTATION = "attestation.intoto.json"
+PREDICATE_TYPE = "https://github.com/attribution-backend/phase8-closure-pack/v1"
 
 # Shapes of secrets that must never reach a log, whatever the run's own secrets were.
 SECRET_PATTERNS = {
@@ -37,7 +41,7 @@ def scan_for_secrets(root: Path, known_secrets: list[str]) -> list[SecretFinding
     """Every place under ``root`` (logs and evidence) where a known secret or a secret shape appears."""
     findings = []
     literal = [s for s in known_secrets if len(s) >= 8]
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in (MANIFEST, ATTESTATION)):
         text = path.read_text(errors="replace")
         for number, line in enumerate(text.splitlines(), start=1):
             kinds = [name for name, pattern in SECRET_PATTERNS.items() if pattern.search(line)]
@@ -46,40 +50,76 @@ def scan_for_secrets(root: Path, known_secrets: list[str]) -> list[SecretFinding
     return findings
 
 
+def file_digests(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """sha256 of every file under ``root`` by relative POSIX path, sorted; ``skip`` names top-level files."""
+    return {
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in skip)
+    }
+
+
 def write_manifest(root: Path) -> Path:
     """sha256 of every file under ``root`` in ``sha256sum -c`` format, sorted for stable diffs."""
-    lines = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        lines.append(f"{digest}  {path.relative_to(root).as_posix()}")
+    lines = [f"{digest}  {name}" for name, digest in file_digests(root, (MANIFEST, ATTESTATION)).items()]
     manifest = root / MANIFEST
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
 
 
-def run_step(name: str, argv: list[str], logs_dir: Path, env: dict[str, str], timeout_s: float) -> int:
-    """Run one harness step as its own process, its output in ``logs/<name>.log``; returns the exit code."""
-    log_path = logs_dir / f"{name}.log"
+def write_attestation(root: Path, summary: dict[str, Any]) -> Path:
+    """An in-toto v1 Statement: every evidence file (manifest included) as a subject, the run as predicate."""
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [
+            {"name": name, "digest": {"sha256": digest}} for name, digest in file_digests(root, (ATTESTATION,)).items()
+        ],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "status": summary.get("status"),
+            "mode": summary.get("mode"),
+            "git_sha": summary.get("git_sha"),
+            "started_at": summary.get("started_at"),
+            "finished_at": summary.get("finished_at"),
+            "gates": {gate_id: gate.get("status") for gate_id, gate in summary.get("gates", {}).items()},
+        },
+    }
+    path = root / ATTESTATION
+    path.write_text(json.dumps(statement, indent=2) + "\n")
+    return path
+
+
+def start_step(name: str, argv: list[str], logs_dir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start one harness step as its own process, its output appended to ``logs/<name>.log``."""
     full_env = {
         **os.environ,
         **env,
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "backend")]),
     }
-    with log_path.open("ab") as log:
+    with (logs_dir / f"{name}.log").open("ab") as log:
         shown = " ".join(Path(a).name if a == sys.executable else a for a in argv)
         log.write(f"$ {redact_dsn(shown)}\n".encode())
         log.flush()
-        try:
-            return subprocess.run(
-                argv,
-                cwd=REPO_ROOT,
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=timeout_s,
-                check=False,
-            ).returncode
-        except subprocess.TimeoutExpired:
+        return subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=full_env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def finish_step(name: str, proc: subprocess.Popen[bytes], logs_dir: Path, timeout_s: float) -> int:
+    """Wait for a started step; past the timeout it is killed, noted in its log, and exits 124."""
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        with (logs_dir / f"{name}.log").open("ab") as log:
             log.write(f"\n[harness] step timed out after {timeout_s:g}s\n".encode())
-            return 124
+        return 124
+    except BaseException:  # Ctrl-C in the orchestrator: the step must not outlive it
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def run_step(name: str, argv: list[str], logs_dir: Path, env: dict[str, str], timeout_s: float) -> int:
+    """Run one harness step as its own process, its output in ``logs/<name>.log``; returns the exit code."""
+    return finish_step(name, start_step(name, argv, logs_dir, env), logs_dir, timeout_s)

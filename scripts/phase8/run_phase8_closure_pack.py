@@ -4,9 +4,13 @@
     python scripts/phase8/run_phase8_closure_pack.py --ci-subset --artifact-dir artifacts/b07-phase8
     python scripts/phase8/run_phase8_closure_pack.py --full-physics --artifact-dir artifacts/b07-phase8
 
-Writes phase8_gate_summary.json (per-gate status, timings, evidence, metrics; `error` on failure)
-and manifest.sha256 (`cd DIR && sha256sum -c manifest.sha256`). Gates not built yet are listed
-as `not_built` and the summary says `complete: false`.
+Writes phase8_gate_summary.json (per-gate status, timings, evidence, metrics; `error` on failure),
+report.html (for a person), manifest.sha256 (`cd DIR && sha256sum -c manifest.sha256`) and
+attestation.intoto.json (an in-toto v1 Statement over every file). Gates not built yet are
+listed as `not_built` and the summary says `complete: false`.
+
+Modes: --ci-subset runs the sanity load profile (5 rps x 10 s), the default the EG3.4 profile
+(46 rps x 60 s), --full-physics adds the capacity sweep. Each runs the null benchmark first.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
 
 from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode, redact_dsn
-from scripts.phase8.evidence import write_manifest
+from scripts.phase8.evidence import write_attestation, write_manifest
 from scripts.phase8.gates import GATES, Gate, GateContext, GateResult, timed
+from scripts.phase8.report import render
 from scripts.topology import Topology, TopologyConfig, TopologyError
 
 SUMMARY = "phase8_gate_summary.json"
@@ -78,7 +83,13 @@ def run(args: argparse.Namespace) -> int:
     topology = Topology(
         TopologyConfig(artifact_dir=artifact_dir, name=args.topology_name, admin_database_url=args.admin_database_url)
     )
-    ctx = GateContext(artifact_dir, mode, topology)
+    ctx = GateContext(
+        artifact_dir,
+        mode,
+        topology,
+        llm_background_load=not args.no_llm_background_load,
+        sweep_floor_rps=args.sweep_floor,
+    )
     current = GATES[0]
     try:
         with topology:
@@ -105,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
     summary["finished_at"] = datetime.now(UTC).isoformat()
     summary["duration_s"] = round(time.monotonic() - started, 3)
     (artifact_dir / SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    render(artifact_dir, summary)
     write_manifest(artifact_dir)
+    write_attestation(artifact_dir, summary)
     print(
         json.dumps({k: summary[k] for k in ("status", "mode", "complete", "not_built", "pending_parts", "duration_s")})
     )
@@ -132,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         help="existing server's superuser DSN (env PHASE8_ADMIN_DATABASE_URL); default embedded",
     )
     parser.add_argument("--topology-name", default="phase8", help="run name (state in .run/<name>.json)")
+    parser.add_argument(
+        "--no-llm-background-load",
+        action="store_true",
+        help="negative control: no LLM traffic during ingestion, so EG8.5 must fail",
+    )
+    parser.add_argument(
+        "--sweep-floor", type=float, default=800.0, help="full physics: least sustainable rate the sweep must find"
+    )
     return run(parser.parse_args(argv))
 
 

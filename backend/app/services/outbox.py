@@ -2,7 +2,7 @@
 
 Runs inside every api process. Rows are claimed with FOR UPDATE SKIP LOCKED, so replicas never
 send the same row twice at once; a broker failure rolls the claim back and the next pass retries.
-Recompute rows coalesce: one message per tenant however many events arrived.
+Recompute rows coalesce: one message per tenant however many events arrived, and none while one is in flight.
 """
 
 from __future__ import annotations
@@ -29,10 +29,17 @@ RECONCILE_TASK = "reconciliation.run"
 DEADLINE_GRACE_S = 30.0
 
 SYSTEM_SCOPE_SQL = text("SELECT set_config('app.system_scope', 'outbox_relay', true)")
+# A tenant's new recompute rows wait while one of its recomputes is in flight: that one, or the
+# next, covers them (completion is by id range), so the broker carries at most one per tenant.
 CLAIM_SQL = text(
     """
-    SELECT id, tenant_id, kind, payload FROM outbox
-    WHERE dispatched_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+    SELECT id, tenant_id, kind, payload FROM outbox o
+    WHERE dispatched_at IS NULL
+      AND NOT (kind = 'attribution_recompute' AND EXISTS (
+          SELECT 1 FROM outbox busy
+          WHERE busy.tenant_id = o.tenant_id AND busy.kind = 'attribution_recompute'
+            AND busy.dispatched_at IS NOT NULL AND busy.completed_at IS NULL))
+    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
     """
 )
 MARK_SQL = text("UPDATE outbox SET dispatched_at = now(), attempts = attempts + 1 WHERE id = ANY(:ids)")

@@ -1,0 +1,215 @@
+"""An open-loop, constant-rate HTTP load engine (no coordinated omission).
+
+Request ``i`` is due at ``start + i / rate`` and leaves then, whatever the server is doing:
+a slow server makes latencies grow, never the schedule stretch. Latency is recorded twice
+into HDR histograms (microseconds):
+
+- corrected: from the request's intended start to the end of its response (what a user sees);
+- uncorrected: from the moment it actually got a connection (what a closed-loop tool reports).
+
+The engine only reports what happened; judging it (SLOs, expected statuses) is the caller's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from hdrh.histogram import HdrHistogram
+
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+LATE_START_MS = 10.0  # a request that left this much after its due time counts as a late start
+HIGHEST_TRACKABLE_US = 120_000_000
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One request to send; ``kind`` and ``tag`` travel to the outcome for the caller's bookkeeping."""
+
+    method: str
+    path: str
+    kind: str
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    tag: Any = None
+
+
+@dataclass
+class Outcome:
+    index: int
+    kind: str
+    tag: Any
+    due_s: float  # offset from the run's start
+    started_s: float  # when the coroutine ran (late start = started - due)
+    connected_s: float  # when it had a connection
+    done_s: float
+    status: int | None
+    error: str | None = None  # transport error class, when there was no HTTP answer
+
+    @property
+    def corrected_ms(self) -> float:
+        return (self.done_s - self.due_s) * 1000
+
+    @property
+    def uncorrected_ms(self) -> float:
+        return (self.done_s - self.connected_s) * 1000
+
+    @property
+    def start_lag_ms(self) -> float:
+        return (self.started_s - self.due_s) * 1000
+
+
+@dataclass
+class RunRecord:
+    target_rps: float
+    duration_s: float
+    outcomes: list[Outcome]
+    wall_s: float  # from the first due time until the last response
+    schedule_s: float  # from the first due time until the last request left
+
+    def histogram(self, corrected: bool = True) -> HdrHistogram:
+        hist = HdrHistogram(1, HIGHEST_TRACKABLE_US, 3)
+        for outcome in self.outcomes:
+            ms = outcome.corrected_ms if corrected else outcome.uncorrected_ms
+            hist.record_value(min(max(1, int(ms * 1000)), HIGHEST_TRACKABLE_US))
+        return hist
+
+    def late_starts(self, threshold_ms: float = LATE_START_MS) -> int:
+        return sum(1 for o in self.outcomes if o.start_lag_ms > threshold_ms)
+
+    def summary(self) -> dict[str, Any]:
+        sent = len(self.outcomes)
+        answered = [o for o in self.outcomes if o.status is not None]
+        return {
+            "target_rps": self.target_rps,
+            "duration_s": self.duration_s,
+            "requests": sent,
+            "answered": len(answered),
+            # Achieved rate: answered requests over the scheduled window (a late tail lowers it).
+            "achieved_rps": round(len(answered) / max(self.wall_s, self.duration_s), 2),
+            "send_rps": round(sent / max(self.schedule_s, 1e-9), 2) if sent > 1 else float(sent),
+            "late_starts": self.late_starts(),
+            "max_start_lag_ms": round(max((o.start_lag_ms for o in self.outcomes), default=0.0), 3),
+            "latency_ms": {
+                "corrected": percentiles(self.histogram(True)),
+                "uncorrected": percentiles(self.histogram(False)),
+            },
+        }
+
+    def timeseries(self) -> list[dict[str, Any]]:
+        """Per second of the schedule: requests due, corrected p50/p99/max, and non-2xx/transport counts."""
+        buckets: dict[int, list[Outcome]] = {}
+        for outcome in self.outcomes:
+            buckets.setdefault(int(outcome.due_s), []).append(outcome)
+        series = []
+        for second in sorted(buckets):
+            rows = buckets[second]
+            hist = HdrHistogram(1, HIGHEST_TRACKABLE_US, 3)
+            for o in rows:
+                hist.record_value(min(max(1, int(o.corrected_ms * 1000)), HIGHEST_TRACKABLE_US))
+            series.append(
+                {
+                    "t_s": second,
+                    "requests": len(rows),
+                    "p50_ms": hist.get_value_at_percentile(50) / 1000,
+                    "p99_ms": hist.get_value_at_percentile(99) / 1000,
+                    "max_ms": hist.get_max_value() / 1000,
+                    "transport_errors": sum(1 for o in rows if o.status is None),
+                    "server_errors": sum(1 for o in rows if o.status is not None and o.status >= 500),
+                }
+            )
+        return series
+
+
+def percentiles(hist: HdrHistogram) -> dict[str, float]:
+    values = {f"p{p:g}": hist.get_value_at_percentile(p) / 1000 for p in PERCENTILES}
+    values["max"] = hist.get_max_value() / 1000
+    values["mean"] = round(hist.get_mean_value() / 1000, 3)
+    return values
+
+
+class _ConnectionClock:
+    """Remembers when each request stopped waiting for a pooled connection (aiohttp trace hook)."""
+
+    def __init__(self) -> None:
+        self.config = aiohttp.TraceConfig()
+        self.config.on_connection_queued_end.append(self._dequeued)
+
+    async def _dequeued(self, session: Any, ctx: Any, params: Any) -> None:
+        ctx.trace_request_ctx["connected"] = time.perf_counter()
+
+
+async def fire(
+    base_url: str,
+    make_shot: Callable[[int], Shot],
+    *,
+    rate: float,
+    duration_s: float,
+    connections: int = 256,
+    timeout_s: float = 30.0,
+) -> RunRecord:
+    """Send ``rate * duration_s`` requests on schedule; returns every outcome."""
+    if rate <= 0 or duration_s <= 0:
+        raise ValueError("rate and duration must be positive")
+    total = max(1, round(rate * duration_s))
+    clock = _ConnectionClock()
+    outcomes: list[Outcome] = []
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False, enable_cleanup_closed=True)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(
+        base_url, connector=connector, timeout=timeout, trace_configs=[clock.config]
+    ) as session:
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter() + 0.05
+
+        async def one(index: int, due: float) -> None:
+            started = time.perf_counter()
+            shot = make_shot(index)
+            ctx: dict[str, float] = {}
+            status: int | None = None
+            error: str | None = None
+            try:
+                async with session.request(
+                    shot.method, shot.path, data=shot.body, headers=shot.headers, trace_request_ctx=ctx
+                ) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                error = type(exc).__name__
+            done = time.perf_counter()
+            connected = max(started, ctx.get("connected", started))
+            outcomes.append(
+                Outcome(
+                    index,
+                    shot.kind,
+                    shot.tag,
+                    due - start,
+                    started - start,
+                    connected - start,
+                    done - start,
+                    status,
+                    error,
+                )
+            )
+
+        tasks: set[asyncio.Task[None]] = set()
+        index = 0
+        while index < total:
+            now = time.perf_counter()
+            while index < total and start + index / rate <= now:  # everything due leaves now
+                task = loop.create_task(one(index, start + index / rate))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                index += 1
+            if index < total:
+                await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
+        schedule_end = time.perf_counter()
+        if tasks:
+            await asyncio.gather(*tasks)
+        wall_end = time.perf_counter()
+    outcomes.sort(key=lambda o: o.index)
+    return RunRecord(rate, duration_s, outcomes, wall_end - start, schedule_end - start)
