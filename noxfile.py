@@ -22,9 +22,10 @@ def install_locked(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """pytest; ``nox -s tests -- ARGS`` hands ARGS to pytest (a file, ``-k expr``, ``-m "not slow"``)."""
+    """pytest on two xdist workers, one test file per worker at a time (each worker brings up its own
+    topology); ``nox -s tests -- ARGS`` hands ARGS to pytest (a file, ``-k expr``, ``-n 0`` for serial)."""
     install_locked(session)
-    session.run("pytest", *session.posargs, env=ENV)
+    session.run("pytest", "-n", "2", "--dist", "loadfile", *session.posargs, env=ENV)
 
 
 @nox.session(python=PYTHON)

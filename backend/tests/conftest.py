@@ -34,6 +34,12 @@ ATTACH_ENV = "E2E_ATTACH_TOPOLOGY"
 TEST_STOP_GRACE_S = 2.0
 
 
+def run_name(base: str) -> str:
+    """Topology names are unique per pytest-xdist worker, so parallel workers never share state files."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"{base}-{worker}" if worker else base
+
+
 @pytest.fixture(scope="session")
 def topology(test_artifacts: Path) -> Iterator[Topology]:
     """A fresh topology per session, or (with E2E_ATTACH_TOPOLOGY=<name>) the running one of that name,
@@ -43,7 +49,9 @@ def topology(test_artifacts: Path) -> Iterator[Topology]:
         yield Topology.attach(attach)
         return
     with Topology(
-        TopologyConfig(artifact_dir=test_artifacts / "topology", name="pytest", stop_grace_s=TEST_STOP_GRACE_S)
+        TopologyConfig(
+            artifact_dir=test_artifacts / run_name("topology"), name=run_name("pytest"), stop_grace_s=TEST_STOP_GRACE_S
+        )
     ) as topo:
         yield topo
 
@@ -90,8 +98,8 @@ def stored_text(engine: Engine) -> Iterator[tuple[str, str]]:
 def own_topology(test_artifacts: Path, name: str, **extra_env: str) -> Iterator[Topology]:
     """A module's own topology, for tests that stop services or change timing settings."""
     config = TopologyConfig(
-        artifact_dir=test_artifacts / f"topology-{name}",
-        name=f"pytest-{name}",
+        artifact_dir=test_artifacts / run_name(f"topology-{name}"),
+        name=run_name(f"pytest-{name}"),
         stop_grace_s=TEST_STOP_GRACE_S,
         extra_env=extra_env,
     )

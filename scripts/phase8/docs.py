@@ -40,8 +40,32 @@ EVIDENCE = """
   `evidence`, `metrics`, `first_log`; `error` on failure; `not_built` and `pending_parts` while the
   product is incomplete (`complete: false`).
 - `manifest.sha256`: verify with `cd artifacts/b07-phase8 && sha256sum -c manifest.sha256`.
+- `attestation.intoto.json`: an in-toto v1 Statement; its subjects are every file of the pack
+  (manifest included) with their sha256, its predicate the gate results, mode and git commit.
+- `report.html`: gate table, ingestion latency percentiles and latency over time, throughput
+  against the same-run plain-insert baseline, links to every log. Open it in a browser.
 - `runtime_db_probe.json` (identity of the runtime DSN), `p8_topology_probe.json` (ports, PIDs,
   versions, DSNs with passwords redacted), `logs/*.log` (every service and step).
+- `sql/phase8_sql_probe_summary.json` (named probes as `ops_reader`, including
+  `perf_composed_llm_calls`: ledger rows written inside the ingestion window),
+  `sql/phase8_llm_outcomes.csv`, `sql/phase8_topology_counts.csv`, `sql/phase8_pg_snapshot.csv`.
+- `r3/ingestion_under_fire.json` (load result: rates, HDR percentiles corrected and uncorrected,
+  answers by kind, exact database counts, PII check, null benchmark, plain-insert baseline,
+  per-second series), `r3/llm_background_load.json`, `r3/k6_crosscheck.json`, and in full physics
+  `r3/ingestion_sweep.json`.
+
+## Load profiles per mode (EG8.5)
+| mode | ingestion profile | also |
+|---|---|---|
+| `--ci-subset` | `sanity`: 5 rps x 10 s, p95 < 2000 ms | null benchmark, k6 cross-check, LLM background load |
+| default | `eg3_4`: 46 rps x 60 s, p95 < 2000 ms | null benchmark, k6 cross-check, LLM background load |
+| `--full-physics` | `eg3_4`, then `sweep` (p99 < 250 ms, no errors, exact counts) | sweep floor 800 rps |
+
+Every profile also requires: achieved rate >= 98% of target, zero transport errors and 5xx, each
+storm answered as expected, database counts equal to the answers, attribution drained, and none
+of the raw PII sent stored. Scripts: `scripts/r3/ingestion_under_fire.py` (usable alone with
+`--base-url` and `--dsn`), `scripts/phase8/llm_background_load.py`, `scripts/phase8/collect_sql_probes.py`.
+Negative control: `--no-llm-background-load` leaves `perf_composed_llm_calls` at 0 and EG8.5 fails.
 
 ## Failure interpretation
 - `phase8_gate_summary.json.status=failed`: read `error`, then the failed gate's first log below.
@@ -58,7 +82,10 @@ def render() -> str:
         else:
             status = "built"
         rows.append(f"| {gate.title} | `{gate.id}` | {gate.proves} | {status} | `{gate.log}` |")
-    failures = [f"- `{gate.id}` failed: inspect `{gate.log}`." for gate in GATES]
+    failures = [
+        f"- `{gate.id}` failed: inspect `{gate.log}`" + "".join(f" and `{extra}`" for extra in gate.also_read) + "."
+        for gate in GATES
+    ]
     return HEADER + "\n".join(rows) + "\n" + EVIDENCE + "\n".join(failures) + "\n"
 
 

@@ -48,6 +48,7 @@ class Gate:
     pending_issue: int | None = None
     pending_parts: tuple[str, ...] = ()  # parts of a built gate whose backend has not landed yet
     after_teardown: bool = False  # runs once the topology is down, so it sees every final log
+    also_read: tuple[str, ...] = ()  # further evidence to read when it fails
 
 
 def _script(ctx: GateContext, step: str, script: str, *args: str, timeout_s: float = 180) -> int:
@@ -71,6 +72,13 @@ def eg8_1_topology(ctx: GateContext) -> GateResult:
             "--timeout",
             str(ctx.ready_timeout_s),
         ),
+        "privilege_audit": _script(
+            ctx,
+            "eg8_1_privilege_audit",
+            "scripts/identity/audit_privileges.py",
+            "--output",
+            str(ctx.artifact_dir / "privilege_audit.json"),
+        ),
         "worker_ready": _script(
             ctx,
             "eg8_1_wait_worker",
@@ -88,6 +96,8 @@ def eg8_1_topology(ctx: GateContext) -> GateResult:
         "logs/eg8_1_identity.log",
         "logs/eg8_1_wait_health.log",
         "logs/eg8_1_wait_worker.log",
+        "privilege_audit.json",
+        "logs/eg8_1_privilege_audit.log",
     ]
     metrics = {"up_s": topo.timings.get("up_s"), "exit_codes": steps}
     if failed:
@@ -353,7 +363,8 @@ GATES: tuple[Gate, ...] = (
     Gate(
         "eg8_1_topology",
         "EG8.1 topology",
-        "bring-up; runtime DB user is app_user, rolsuper=false, no BYPASSRLS; api ready; worker ready",
+        "bring-up; runtime DB user is app_user, rolsuper=false, no BYPASSRLS; least privilege and forced RLS on "
+        "every tenant table (privilege audit); api ready; worker ready",
         "logs/eg8_1_identity.log",
         eg8_1_topology,
     ),
@@ -377,6 +388,7 @@ GATES: tuple[Gate, ...] = (
         "every outcome ledgered, no raw prompt stored, cache faster than provider, SQL probes",
         "logs/collect_sql_probes.log",
         eg8_4_ledger_audit,
+        also_read=("logs/pytest_p7_ledger_audit.log", PROBE_SUMMARY),
     ),
     Gate(
         "eg8_5_composed_ingestion_perf",
@@ -384,6 +396,7 @@ GATES: tuple[Gate, ...] = (
         "ingestion under fire with LLM background load in the same window; perf_composed_llm_calls > 0",
         "logs/r3_ingestion_under_fire.log",
         eg8_5_composed_perf,
+        also_read=(PROBE_SUMMARY, "logs/llm_background_load.log", "r3/ingestion_under_fire.json"),
     ),
     Gate(
         "eg8_6_openapi_fidelity",

@@ -1,0 +1,39 @@
+"""EG8.5 on the live topology: with LLM background load it passes and the ledger shows calls inside
+the ingestion window; without it (the negative control) perf_composed_llm_calls is 0 and it fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scripts.phase8.gates import GateContext, eg8_5_composed_perf
+from scripts.topology import Topology
+
+pytestmark = pytest.mark.slow
+
+
+def gate_dir(tmp_path: Path, name: str) -> Path:
+    root = tmp_path / name
+    (root / "logs").mkdir(parents=True)
+    return root
+
+
+def test_eg8_5_needs_llm_calls_inside_the_ingestion_window(topology: Topology, tmp_path: Path) -> None:
+    composed = eg8_5_composed_perf(GateContext(gate_dir(tmp_path, "with"), "ci_subset", topology))
+    assert composed.status == "passed", composed.error
+    assert composed.metrics["perf_composed_llm_calls"] > 0
+    assert composed.metrics["window_overlap_s"] > 0
+    assert composed.metrics["errors"] == 0 and composed.metrics["achieved_rps"] >= 4.9
+    assert composed.metrics["baseline_insert_tps"] > 0
+
+    alone_dir = gate_dir(tmp_path, "without")
+    alone = eg8_5_composed_perf(GateContext(alone_dir, "ci_subset", topology, llm_background_load=False))
+    assert alone.status == "failed"
+    assert alone.metrics["perf_composed_llm_calls"] == 0
+    assert alone.error is not None and "perf_composed_llm_calls = 0" in alone.error
+    assert alone.metrics["exit_codes"]["ingestion"] == 0  # ingestion itself was fine: only the coupling is missing
+    probes = json.loads((alone_dir / "sql" / "phase8_sql_probe_summary.json").read_text())
+    assert probes["failed_checks"] == {"perf_composed_llm_calls": 0}

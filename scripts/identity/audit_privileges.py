@@ -1,0 +1,158 @@
+"""Audit database privileges: every role's attributes and grants, checked for least privilege.
+
+    python scripts/identity/audit_privileges.py [--dsn DSN] [--output privilege_audit.json]
+
+Reads only the catalogs, so any role that can connect will do; the DSN defaults to
+$OPS_DATABASE_URL, then $B07_P4_RUNTIME_DATABASE_URL. Fails (exit 1) on any of:
+
+- a runtime role (app_user, app_rw, app_ro, ops_reader) with SUPERUSER, CREATEDB, CREATEROLE or
+  REPLICATION, or app_user/app_rw/app_ro with BYPASSRLS;
+- a runtime role that owns a relation, function, type or schema, or may CREATE in the database
+  or in a schema, or holds a privilege WITH GRANT OPTION;
+- ops_reader or app_ro with any privilege beyond SELECT, or app_ro on a broker table;
+- any table privilege granted to PUBLIC;
+- a table with a ``tenant_id`` column whose row-level security is not enabled and forced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
+
+import psycopg
+
+from app.core.roles import OPS_READER_ROLE, READ_ONLY_GROUP, READ_WRITE_GROUP, RUNTIME_ROLE
+from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn, sync_dsn
+
+RUNTIME_ROLES = (RUNTIME_ROLE, READ_WRITE_GROUP, READ_ONLY_GROUP, OPS_READER_ROLE)
+READ_ONLY_ROLES = (READ_ONLY_GROUP, OPS_READER_ROLE)
+BROKER_TABLES = ("kombu_message", "kombu_queue", "celery_taskmeta", "celery_tasksetmeta")
+
+ROLES_SQL = """
+SELECT r.rolname, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls, r.rolcanlogin,
+       coalesce(array_agg(g.rolname ORDER BY g.rolname) FILTER (WHERE g.rolname IS NOT NULL), '{}') AS member_of
+FROM pg_roles r
+LEFT JOIN pg_auth_members m ON m.member = r.oid
+LEFT JOIN pg_roles g ON g.oid = m.roleid
+WHERE r.rolname = ANY(%(roles)s)
+GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1
+"""
+# From the ACLs themselves: information_schema only shows grants the reading role takes part in.
+GRANTS_SQL = """
+SELECT grantee, table_name, string_agg(privilege_type, ',' ORDER BY privilege_type) AS privileges,
+       bool_or(is_grantable) AS grantable
+FROM (
+    SELECT CASE WHEN acl.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(acl.grantee) END AS grantee,
+           c.relname::text AS table_name, acl.privilege_type, acl.is_grantable
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL aclexplode(c.relacl) acl
+    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+) grants
+WHERE grantee = ANY(%(grantees)s)
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+OWNED_SQL = """
+SELECT pg_get_userbyid(owner) AS owner, kind, name FROM (
+    SELECT relowner AS owner, 'relation' AS kind, relname::text AS name FROM pg_class
+    UNION ALL SELECT proowner, 'function', proname::text FROM pg_proc
+    UNION ALL SELECT typowner, 'type', typname::text FROM pg_type
+    UNION ALL SELECT nspowner, 'schema', nspname::text FROM pg_namespace
+) owned WHERE pg_get_userbyid(owner) = ANY(%(roles)s) ORDER BY 1, 2, 3
+"""
+CREATE_SQL = """
+SELECT r.rolname,
+       has_database_privilege(r.rolname, current_database(), 'CREATE') AS create_in_database,
+       has_database_privilege(r.rolname, current_database(), 'TEMP') AS create_temp,
+       array(SELECT nspname::text FROM pg_namespace
+             WHERE nspname NOT LIKE 'pg\\_%%' AND nspname <> 'information_schema'
+               AND has_schema_privilege(r.rolname, nspname, 'CREATE')) AS create_in_schemas
+FROM pg_roles r WHERE r.rolname = ANY(%(roles)s) ORDER BY 1
+"""
+RLS_SQL = """
+SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+ORDER BY 1
+"""
+
+
+def rows(conn: psycopg.Connection[Any], query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    cursor = conn.execute(query, params or {})
+    names = [column.name for column in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def collect(dsn: str) -> dict[str, Any]:
+    roles = list(RUNTIME_ROLES)
+    with psycopg.connect(sync_dsn(dsn), connect_timeout=10) as conn:
+        conn.read_only = True
+        return {
+            "roles": rows(conn, ROLES_SQL, {"roles": roles}),
+            "table_grants": rows(conn, GRANTS_SQL, {"grantees": [*roles, "PUBLIC"]}),
+            "owned_objects": rows(conn, OWNED_SQL, {"roles": roles}),
+            "create_rights": rows(conn, CREATE_SQL, {"roles": roles}),
+            "tenant_tables": rows(conn, RLS_SQL),
+        }
+
+
+def violations(audit: dict[str, Any]) -> list[str]:
+    found = []
+    for role in audit["roles"]:
+        name = role["rolname"]
+        for flag in ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication"):
+            if role[flag]:
+                found.append(f"{name} has {flag}")
+        if role["rolbypassrls"] and name != OPS_READER_ROLE:
+            found.append(f"{name} bypasses row-level security")
+    found += [f"{o['owner']} owns {o['kind']} {o['name']}" for o in audit["owned_objects"]]
+    for right in audit["create_rights"]:
+        if right["create_in_database"] or right["create_temp"]:
+            found.append(f"{right['rolname']} may create objects in the database")
+        found += [f"{right['rolname']} may CREATE in schema {schema}" for schema in right["create_in_schemas"]]
+    for grant in audit["table_grants"]:
+        who, table, privileges = grant["grantee"], grant["table_name"], set(grant["privileges"].split(","))
+        if who == "PUBLIC":
+            found.append(f"PUBLIC has {grant['privileges']} on {table}")
+        if grant["grantable"]:
+            found.append(f"{who} may grant its privileges on {table} to others")
+        if who in READ_ONLY_ROLES and privileges - {"SELECT"}:
+            found.append(f"{who} (read-only) has {','.join(sorted(privileges - {'SELECT'}))} on {table}")
+        if who == READ_ONLY_GROUP and table in BROKER_TABLES:
+            found.append(f"{who} can read broker table {table}, which no read-only path needs")
+    for table in audit["tenant_tables"]:
+        if not (table["relrowsecurity"] and table["relforcerowsecurity"]):
+            found.append(f"table {table['relname']} has tenant_id but row-level security is not enabled and forced")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--dsn",
+        default=env_default("OPS_DATABASE_URL", env_default("B07_P4_RUNTIME_DATABASE_URL")),
+        help="any DSN of the database (default $OPS_DATABASE_URL, then $B07_P4_RUNTIME_DATABASE_URL)",
+    )
+    parser.add_argument("--output", type=Path, help="also write the JSON audit here")
+    args = parser.parse_args(argv)
+    if not args.dsn:
+        fail(ExitCode.USAGE_OR_ENVIRONMENT, "no DSN: pass --dsn or set OPS_DATABASE_URL")
+    try:
+        audit = collect(args.dsn)
+    except psycopg.Error as exc:
+        fail(ExitCode.USAGE_OR_ENVIRONMENT, f"audit failed: {redact_dsn(str(exc).splitlines()[0])}")
+    found = violations(audit)
+    audit.update(status="failed" if found else "passed", violations=found)
+    emit(audit, args.output)
+    return ExitCode.GATE_FAILED if found else ExitCode.PASS
+
+
+if __name__ == "__main__":
+    sys.exit(main())
