@@ -85,8 +85,9 @@ def ci_subset(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def full_physics(session: nox.Session) -> None:
-    """The closure pack plus the capacity sweep."""
+    """The closure pack plus the capacity sweep, then the fault scenarios (-> artifacts/faults/)."""
     closure_pack(session, "--full-physics")
+    session.run("python", "scripts/faults/run_faults.py", env=ENV)
 
 
 @nox.session(python=PYTHON)
@@ -101,3 +102,11 @@ def p4_e2e(session: nox.Session) -> None:
     """The P4 gate: topology, health waits, the LLM E2E test, the ops queries -> artifacts/b07-p4/."""
     install_locked(session)
     session.run("python", "scripts/ci/p4_e2e.py", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHON)
+def faults(session: nox.Session) -> None:
+    """Fault scenarios under load (kill -9 worker and api, PostgreSQL restart, LLM provider faults)
+    -> artifacts/faults/faults_summary.json; ``-- --scenario NAME`` runs one."""
+    install_locked(session)
+    session.run("python", "scripts/faults/run_faults.py", *session.posargs, env=ENV)

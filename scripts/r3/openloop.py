@@ -70,6 +70,7 @@ class RunRecord:
     outcomes: list[Outcome]
     wall_s: float  # from the first due time until the last response
     schedule_s: float  # from the first due time until the last request left
+    origin: float = 0.0  # time.perf_counter() of the first due time: outcome offsets count from here
 
     def histogram(self, corrected: bool = True) -> HdrHistogram:
         hist = HdrHistogram(1, HIGHEST_TRACKABLE_US, 3)
@@ -212,4 +213,4 @@ async def fire(
             await asyncio.gather(*tasks)
         wall_end = time.perf_counter()
     outcomes.sort(key=lambda o: o.index)
-    return RunRecord(rate, duration_s, outcomes, wall_end - start, schedule_end - start)
+    return RunRecord(rate, duration_s, outcomes, wall_end - start, schedule_end - start, start)

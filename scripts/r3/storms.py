@@ -61,6 +61,7 @@ class Sent:
     body: bytes
     group: int
     event_key: str  # the touchpoint event_id a collision reuses ("" for conversions)
+    external_id: str  # what the database stores as external_event_id
 
 
 @dataclass
@@ -114,7 +115,8 @@ class StormPlan:
         event_key = f"tp-{self.run_tag}-{index}" if platform == "touchpoints" else ""
         body = self._conversion(index) if kind == "conversion" else self._touchpoint(index, tenant, pii=kind == "pii")
         shot = self._signed(tenant, platform, body, kind, index)
-        self.sent[index] = Sent(tenant, platform, shot.headers["webhook-id"], body, index, event_key)
+        external_id = event_key or f"evt-{self.run_tag}-{index}"
+        self.sent[index] = Sent(tenant, platform, shot.headers["webhook-id"], body, index, event_key, external_id)
         self._history.append(index)
         if event_key:
             self._touch_history.append(index)

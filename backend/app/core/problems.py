@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 class ProblemError(Exception):
@@ -41,6 +43,23 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
 
 
+UNAVAILABLE_SQLSTATES = ("08", "57P")
+RETRY_AFTER_S = "1"
+
+
+def database_unavailable(request: Request, cause: str) -> JSONResponse:
+    log.warning("database unavailable (%s) on %s %s; answered 503", cause, request.method, request.url.path)
+    response = problem_response(
+        503,
+        "Service Unavailable",
+        "the database is unavailable; nothing was stored, retry shortly",
+        "database_unavailable",
+        instance=request.url.path,
+    )
+    response.headers["Retry-After"] = RETRY_AFTER_S
+    return response
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -57,8 +76,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        """Input PostgreSQL cannot store (SQLSTATE class 22, data exception) is the caller's error."""
+        """Input PostgreSQL cannot store (SQLSTATE class 22, data exception) is the caller's error;
+        a lost or refused connection (class 08, 57P: shutdown, restart) is a 503 worth retrying."""
         sqlstate = str(getattr(exc.orig, "sqlstate", "") or getattr(exc.orig, "pgcode", "") or "")
+        if exc.connection_invalidated or sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+            return database_unavailable(request, type(exc.orig).__name__)
         if sqlstate.startswith("22"):
             return problem_response(
                 422,
@@ -68,6 +90,11 @@ def install_problem_handlers(app: FastAPI) -> None:
                 instance=request.url.path,
             )
         raise exc
+
+    @app.exception_handler(OSError)
+    async def _unreachable(request: Request, exc: OSError) -> JSONResponse:
+        """The database socket is gone (server stopped or restarting): nothing was stored; retry."""
+        return database_unavailable(request, type(exc).__name__)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,11 @@ def test_database_stopped_then_back(disruptable: Topology) -> None:
     response = httpx.get(f"{url}/health/ready", timeout=15)
     assert response.status_code == 503
     assert response.json()["failed"] == ["database"]
+    # A tenant request meanwhile gets a clear, retryable answer, not a 500.
+    webhook = httpx.post(f"{url}/webhooks/touchpoints", content=b"{}", headers={"x-tenant-id": str(uuid.uuid4())})
+    assert webhook.status_code == 503, webhook.text
+    assert webhook.headers["retry-after"] == "1"
+    assert webhook.json()["code"] == "database_unavailable"
     waited = wait_script("health", url, "3")
     assert waited.returncode == 1
     assert "failed checks: database" in waited.stderr

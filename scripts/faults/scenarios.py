@@ -1,0 +1,239 @@
+"""Fault scenarios under steady webhook load: what was acknowledged must be stored exactly once.
+
+Each webhook scenario sends valid signed events at a fixed rate (the ingestion-under-fire
+generator, storms off) on fresh tenants, injects one fault a few seconds in, repairs it the way a
+supervisor would, and then counts: every webhook answered 2xx must be in the database exactly
+once and attributed. The LLM scenario does the same for LLM tasks and the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, text
+
+from app.core.db import tenant_transaction_sync
+from scripts.phase8.llm_background_load import task_shot, wait_ledgered
+from scripts.r3 import database
+from scripts.r3.openloop import RunRecord, fire
+from scripts.r3.storms import VALID_ONLY, StormPlan
+from scripts.topology import Topology
+
+STORED_IDS_SQL = text("SELECT external_event_id, count(*) FROM attribution_events GROUP BY 1")
+OVER_BUDGET_SQL = text("SELECT count(*) FROM llm_budget_periods WHERE reserved_cents + spent_cents > limit_cents")
+FIRST_SUCCESS_SQL = text(
+    "SELECT min(finished_at) FROM llm_api_calls WHERE status = 'succeeded' AND created_at >= :since"
+)
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    acknowledged: int
+    persisted: int
+    lost: int
+    duplicated: int
+    recovery_s: float | None
+    status: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "acknowledged": self.acknowledged,
+            "persisted": self.persisted,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "recovery_s": self.recovery_s,
+            "status": self.status,
+            **self.details,
+        }
+
+
+@dataclass
+class Background:
+    """The generator running in its own thread while the main thread breaks things."""
+
+    plan: StormPlan
+    thread: threading.Thread
+    record: RunRecord | None = None
+
+    def join(self) -> RunRecord:
+        self.thread.join()
+        assert self.record is not None, "the load thread died; see the log"
+        return self.record
+
+
+def start_load(topology: Topology, engine: Engine, rate: float, duration_s: float) -> Background:
+    run_tag = uuid.uuid4().hex[:10]
+    tenants = database.provision_tenants(engine, 4, run_tag)
+    plan = StormPlan(tenants, run_tag, rate, weights=dict(VALID_ONLY))
+    background = Background(plan, threading.Thread(daemon=True))
+
+    def run() -> None:
+        background.record = asyncio.run(
+            fire(topology.api_url, plan.shot, rate=rate, duration_s=duration_s, timeout_s=15)
+        )
+
+    background.thread = threading.Thread(target=run, name="load", daemon=True)
+    background.thread.start()
+    return background
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> float | None:
+    """Seconds until ``check`` held, or None when it never did within the timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        with contextlib.suppress(Exception):  # a broken dependency is what we are waiting out
+            if check():
+                return round(time.monotonic() - started, 3)
+        time.sleep(interval_s)
+    return None
+
+
+def worker_healthy(topology: Topology) -> bool:
+    return httpx.get(f"{topology.api_url}/health/worker", params={"fresh": "true"}, timeout=10).status_code == 200
+
+
+def first_ack_after(record: RunRecord, moment: float) -> float | None:
+    """Seconds from ``moment`` (perf_counter) to the first 2xx of a request sent after it."""
+    offset = moment - record.origin
+    done = [o.done_s for o in record.outcomes if o.started_s >= offset and o.status in (200, 202)]
+    return round(min(done) - offset, 3) if done else None
+
+
+def judge_webhooks(
+    name: str, engine: Engine, load: Background, recovery_s: float | None, drain_timeout_s: float
+) -> ScenarioResult:
+    record = load.join()
+    plan = load.plan
+    acked = {plan.sent[o.tag].external_id for o in record.outcomes if o.status in (200, 202)}
+    attributed, drain_s = database.wait_attributed(engine, plan.tenants, drain_timeout_s)
+    stored: dict[str, int] = {}
+    conversions = attributed_conversions = 0
+    for tenant in plan.tenants:
+        with tenant_transaction_sync(tenant.context, engine) as conn:
+            stored.update({row[0]: int(row[1]) for row in conn.execute(STORED_IDS_SQL)})
+        counts = database.stored_counts(engine, tenant)
+        conversions += counts.conversions
+        attributed_conversions += counts.attributed_conversions
+    lost = len(acked - set(stored))
+    duplicated = sum(count - 1 for count in stored.values() if count > 1)
+    answers: dict[str, int] = {}
+    for outcome in record.outcomes:
+        key = str(outcome.status) if outcome.status is not None else f"transport:{outcome.error}"
+        answers[key] = answers.get(key, 0) + 1
+    unexplained = sum(1 for o in record.outcomes if o.status is not None and o.status >= 500 and o.status != 503)
+    ok = (
+        lost == 0
+        and duplicated == 0
+        and unexplained == 0  # an outage is a 503 with Retry-After, never a bare 500
+        and attributed
+        and attributed_conversions == conversions
+        and recovery_s is not None
+    )
+    return ScenarioResult(
+        name,
+        acknowledged=len(acked),
+        persisted=len(acked & set(stored)),
+        lost=lost,
+        duplicated=duplicated,
+        recovery_s=recovery_s,
+        status="passed" if ok else "failed",
+        details={
+            "sent": len(record.outcomes),
+            "answers": answers,
+            "stored_without_ack": len(set(stored) - acked),  # committed, but the answer never arrived
+            "attributed": attributed,
+            "attribution_drain_s": drain_s,
+        },
+    )
+
+
+def kill_worker(topology: Topology, engine: Engine, rate: float, duration_s: float) -> ScenarioResult:
+    load = start_load(topology, engine, rate, duration_s)
+    time.sleep(duration_s / 4)
+    topology.kill_service("worker")
+    killed = time.monotonic()
+    time.sleep(1.0)  # a supervisor notices and restarts it
+    topology.start_service("worker")
+    waited = wait_until(lambda: worker_healthy(topology), 60)
+    recovery = round(time.monotonic() - killed, 3) if waited is not None else None
+    return judge_webhooks("worker_kill_9", engine, load, recovery, 90)
+
+
+def kill_api(topology: Topology, engine: Engine, rate: float, duration_s: float) -> ScenarioResult:
+    load = start_load(topology, engine, rate, duration_s)
+    time.sleep(duration_s / 4)
+    topology.kill_service("api")
+    killed = time.perf_counter()
+    time.sleep(1.0)
+    topology.start_service("api")
+    record = load.join()
+    return judge_webhooks("api_kill_9", engine, load, first_ack_after(record, killed), 90)
+
+
+def restart_postgres(topology: Topology, engine: Engine, rate: float, duration_s: float) -> ScenarioResult:
+    load = start_load(topology, engine, rate, duration_s)
+    time.sleep(duration_s / 4)
+    topology.stop_postgres()
+    time.sleep(2.0)
+    topology.start_postgres()
+    restarted = time.perf_counter()
+    record = load.join()
+    engine.dispose()  # our own pooled connections died with the server
+    result = judge_webhooks("postgres_restart", engine, load, first_ack_after(record, restarted), 120)
+    result.details["worker_healthy_after_s"] = wait_until(lambda: worker_healthy(topology), 60)
+    return result
+
+
+def llm_provider_faults(topology: Topology, engine: Engine, rate: float, duration_s: float) -> ScenarioResult:
+    """Error, hang and rate-limit in turn, then recovery; one ledger row per accepted task, budgets intact."""
+    tenant = database.provision_tenants(engine, 1, f"faults-llm-{uuid.uuid4().hex[:6]}")[0]
+    accepted = 0
+    answers: dict[str, int] = {}
+    recovered_from = datetime.now(UTC)
+    with httpx.Client(base_url=topology.mock_url, timeout=10) as mock:
+        for mode in ("error", "slow", "rate_limit", "success"):
+            mock.post("/control/faults", json={"mode": mode, "surface": "llm", "slow_ms": 5000, "retry_after_s": 1})
+            if mode == "success":
+                recovered_from = datetime.now(UTC)
+            shot = task_shot(tenant, f"{mode}-{uuid.uuid4().hex[:6]}")
+            record = asyncio.run(fire(topology.api_url, shot, rate=rate, duration_s=duration_s / 4))
+            for outcome in record.outcomes:
+                answers[f"{mode}:{outcome.status}"] = answers.get(f"{mode}:{outcome.status}", 0) + 1
+            accepted += sum(1 for o in record.outcomes if o.status in (200, 202))
+    ledger = wait_ledgered(engine, tenant, accepted, 120)
+    finished = sum(count for key, count in ledger.items() if not key.startswith("pending"))
+    with tenant_transaction_sync(tenant.context, engine) as conn:
+        over_budget = int(conn.execute(OVER_BUDGET_SQL).scalar_one())
+        first_success = conn.execute(FIRST_SUCCESS_SQL, {"since": recovered_from}).scalar_one()
+    recovery = round((first_success - recovered_from).total_seconds(), 3) if first_success else None
+    ok = finished == accepted and over_budget == 0 and recovery is not None
+    return ScenarioResult(
+        "llm_provider_error_hang_rate_limit",
+        acknowledged=accepted,
+        persisted=finished,
+        lost=max(0, accepted - finished),
+        duplicated=max(0, finished - accepted),
+        recovery_s=recovery,
+        status="passed" if ok else "failed",
+        details={"answers": answers, "ledger": ledger, "budget_periods_over_limit": over_budget},
+    )
+
+
+SCENARIOS: dict[str, Callable[[Topology, Engine, float, float], ScenarioResult]] = {
+    "worker_kill_9": kill_worker,
+    "api_kill_9": kill_api,
+    "postgres_restart": restart_postgres,
+    "llm_provider_faults": llm_provider_faults,
+}
