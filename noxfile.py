@@ -85,9 +85,32 @@ def ci_subset(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def full_physics(session: nox.Session) -> None:
-    """The closure pack plus the capacity sweep, then the fault scenarios (-> artifacts/faults/)."""
+    """The closure pack plus the capacity sweep, then the fault scenarios (-> artifacts/faults/) and the
+    scale-out shape (-> artifacts/b07-phase8-scale-out/)."""
     closure_pack(session, "--full-physics")
     session.run("python", "scripts/faults/run_faults.py", env=ENV)
+    scale_out(session)
+
+
+@nox.session(python=PYTHON)
+def scale_out(session: nox.Session) -> None:
+    """The CI subset with two api processes and two workers; on RabbitMQ when PHASE8_BROKER_URL names one."""
+    install_locked(session)
+    session.run(
+        "python",
+        "scripts/phase8/run_phase8_closure_pack.py",
+        "--ci-subset",
+        "--api-processes",
+        "2",
+        "--worker-replicas",
+        "2",
+        "--topology-name",
+        "phase8-scale-out",
+        "--artifact-dir",
+        "artifacts/b07-phase8-scale-out",
+        *session.posargs,
+        env=ENV,
+    )
 
 
 @nox.session(python=PYTHON)

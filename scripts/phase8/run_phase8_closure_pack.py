@@ -81,8 +81,20 @@ def run(args: argparse.Namespace) -> int:
         "gates": {},
     }
     topology = Topology(
-        TopologyConfig(artifact_dir=artifact_dir, name=args.topology_name, admin_database_url=args.admin_database_url)
+        TopologyConfig(
+            artifact_dir=artifact_dir,
+            name=args.topology_name,
+            admin_database_url=args.admin_database_url,
+            api_processes=args.api_processes,
+            worker_replicas=args.worker_replicas,
+            extra_env={"CELERY_BROKER_URL": args.broker_url} if args.broker_url else {},
+        )
     )
+    summary["shape"] = {
+        "api_processes": args.api_processes,
+        "worker_replicas": args.worker_replicas,
+        "broker": redact_dsn(args.broker_url) if args.broker_url else "postgresql (sqla transport)",
+    }
     ctx = GateContext(
         artifact_dir,
         mode,
@@ -149,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         "--no-llm-background-load",
         action="store_true",
         help="negative control: no LLM traffic during ingestion, so EG8.5 must fail",
+    )
+    parser.add_argument("--api-processes", type=int, default=1, help="uvicorn processes behind the api port")
+    parser.add_argument("--worker-replicas", type=int, default=1, help="separate Celery worker instances")
+    parser.add_argument(
+        "--broker-url",
+        default=os.environ.get("PHASE8_BROKER_URL"),
+        help="Celery broker for api and worker, e.g. amqp://... (env PHASE8_BROKER_URL); default the database",
     )
     parser.add_argument(
         "--sweep-floor", type=float, default=800.0, help="full physics: least sustainable rate the sweep must find"

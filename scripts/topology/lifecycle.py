@@ -58,6 +58,8 @@ class TopologyConfig:
     api_port: int | None = None
     mock_port: int | None = None
     worker_concurrency: int = 2
+    api_processes: int = 1  # uvicorn worker processes behind the api port (the kernel spreads connections)
+    worker_replicas: int = 1  # separate Celery worker instances (worker, worker-2, ...)
     ready_timeout_s: float = 90.0
     stop_grace_s: float = 10.0  # SIGTERM first; what is still running after this is SIGKILLed
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. shorter task time limits in tests
@@ -178,7 +180,7 @@ class Topology:
         with self._phase("migrate_s"):
             self._migrate()
         with self._phase("processes_s"):
-            for name in SERVICES:
+            for name in self.services:
                 self._spawn(name)
         with self._phase("ready_s"):
             self.wait_ready()
@@ -235,7 +237,7 @@ class Topology:
         return {
             "DATABASE_URL": self.dsns.runtime_async,
             "B07_P4_RUNTIME_DATABASE_URL": self.dsns.runtime_sync,
-            "CELERY_BROKER_URL": self.dsns.broker,
+            "CELERY_BROKER_URL": self.config.extra_env.get("CELERY_BROKER_URL", self.dsns.broker),
             "CELERY_RESULT_BACKEND": self.dsns.result_backend,
             "MIGRATION_DATABASE_URL": self.dsns.migration,
             "OPS_DATABASE_URL": self.dsns.ops,
@@ -267,11 +269,24 @@ class Topology:
         if result.returncode != 0:
             raise TopologyError(f"migrations failed (exit {result.returncode}); see {log_path}")
 
+    @property
+    def services(self) -> tuple[str, ...]:
+        replicas = tuple(f"worker-{n}" for n in range(2, self.config.worker_replicas + 1))
+        return (*SERVICES, *replicas)
+
     def _argv(self, name: str, port: int | None) -> list[str]:
         if name == "mock_platform":
             return [sys.executable, "-m", "mock_platform", "--port", str(port)]
         if name == "api":
-            return [sys.executable, "-m", "app.api_server", "--port", str(port)]
+            return [
+                sys.executable,
+                "-m",
+                "app.api_server",
+                "--port",
+                str(port),
+                "--workers",
+                str(self.config.api_processes),
+            ]
         return [
             sys.executable,
             "-m",
@@ -279,7 +294,7 @@ class Topology:
             "--concurrency",
             str(self.config.worker_concurrency),
             "--hostname",
-            f"worker-{self.run_id}@%h",
+            f"{name}-{self.run_id}@%h",
         ]
 
     def _spawn(self, name: str) -> ManagedProcess:
