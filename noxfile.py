@@ -47,7 +47,7 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks; each writes artifacts/bench/<name>.json and prints its figures."""
     install_locked(session)
-    for bench_module in ("topology_bench", "llm_boundary_bench"):
+    for bench_module in ("topology_bench", "llm_boundary_bench", "queue_honesty"):
         session.run("python", "-m", f"scripts.bench.{bench_module}", *session.posargs, env=ENV)
 
 

@@ -29,10 +29,15 @@ def _context(tenant_id: str) -> TenantContext:
     return TenantContext(uuid.UUID(tenant_id), "worker")
 
 
-@celery_app.task(name=PROBE_TASK, ignore_result=False)
-def probe() -> dict[str, Any]:
-    """The health probe: proves a message went through the broker and a child process answered."""
-    return {"hostname": socket.gethostname(), "at": time.time()}
+@celery_app.task(name=PROBE_TASK, ignore_result=False, bind=True)
+def probe(self: Task, sent_at: float | None = None) -> dict[str, Any]:
+    """The health probe: proves a message went through the broker and a child process answered.
+    With ``sent_at`` (the sender's clock, same host) it also reports the enqueue-to-start latency."""
+    started = time.time()
+    answer: dict[str, Any] = {"hostname": socket.gethostname(), "at": started, "worker": self.request.hostname}
+    if sent_at is not None:
+        answer["queue_latency_ms"] = round((started - sent_at) * 1000, 3)
+    return answer
 
 
 def _register_llm_task(task_type: str) -> None:
