@@ -53,11 +53,12 @@ def verify(
         sent_at = int(timestamp)
     except ValueError:
         return SignatureFailure.BAD_TIMESTAMP
-    if abs(now - sent_at) > tolerance_s:
+    if abs(int(now) - sent_at) > tolerance_s:  # integers: a 400-digit timestamp cannot overflow a float here
         return SignatureFailure.OUT_OF_TOLERANCE
-    offered = [part for part in signature_header.split() if part.startswith("v1,")]
+    # Compared as bytes: compare_digest refuses non-ASCII text, and headers may carry any latin-1 byte.
+    offered = [part.encode("utf-8", "replace") for part in signature_header.split() if part.startswith("v1,")]
     for secret in secrets_in_force:
-        expected = sign(secret, webhook_id, sent_at, body)
+        expected = sign(secret, webhook_id, sent_at, body).encode()
         if any(hmac.compare_digest(expected, candidate) for candidate in offered):
             return None
     return SignatureFailure.MISMATCH
