@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,7 +18,7 @@ router = APIRouter(tags=["webhooks"])
 RECEIPTS: dict[int | str, dict[str, Any]] = {
     200: {"model": WebhookReceipt, "description": "duplicate: already received, nothing new stored"},
     202: {"model": WebhookReceipt, "description": "accepted: stored, attribution scheduled"},
-    **problems(400, 401, 404, 413, 422),
+    **problems(400, 401, 404, 408, 413, 422),
 }
 
 TITLES = {
@@ -29,13 +30,26 @@ TITLES = {
 }
 
 
-async def read_capped(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it exceeds ``limit`` (never buffers more than limit + one chunk)."""
+class BodyTimeoutError(Exception):
+    """The client stopped sending its body (a slow or stalled sender)."""
+
+
+async def read_capped(request: Request, limit: int, chunk_timeout_s: float) -> bytes | None:
+    """The body, or None as soon as it exceeds ``limit`` (never buffers more than limit + one chunk).
+    Raises BodyTimeoutError when no data arrives for ``chunk_timeout_s``: a trickling client must
+    not hold a connection and its buffer for as long as it likes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         return None
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout=chunk_timeout_s)
+        except StopAsyncIteration:
+            break
+        except TimeoutError as exc:
+            raise BodyTimeoutError from exc
         size += len(chunk)
         if size > limit:
             return None
@@ -66,7 +80,13 @@ SIGNED_REQUEST: dict[str, Any] = {
 )
 async def receive_webhook(platform: str, request: Request) -> JSONResponse:
     settings = get_settings()
-    body = await read_capped(request, settings.webhook_max_body_bytes)
+    try:
+        body = await read_capped(request, settings.webhook_max_body_bytes, settings.webhook_body_timeout_s)
+    except BodyTimeoutError:
+        detail = f"no body data for {settings.webhook_body_timeout_s:g} s; nothing was stored"
+        response = problem_response(408, "Request Timeout", detail, "body_timeout", instance=request.url.path)
+        response.headers["Connection"] = "close"
+        return response
     if body is None:
         outcome = IngestOutcome(413, "payload_too_large", f"body exceeds {settings.webhook_max_body_bytes} bytes")
     else:
