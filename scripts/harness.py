@@ -60,6 +60,15 @@ def emit(payload: dict[str, Any], output: Path | None = None) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from a file another step wrote, or {} when it is missing or not an object."""
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
 def fail(code: ExitCode, message: str, **extra: Any) -> NoReturn:
     """One clear line on stderr plus a JSON verdict on stdout; no traceback."""
     print(f"error: {message}", file=sys.stderr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from scripts.harness import read_json_object
 from scripts.phase8.evidence import finish_step, run_step, scan_for_secrets, start_step
 from scripts.topology import Topology
 
@@ -159,7 +159,7 @@ def eg8_4_ledger_audit(ctx: GateContext) -> GateResult:
     code = _script(
         ctx, "collect_sql_probes", "scripts/phase8/collect_sql_probes.py", "--artifact-dir", str(ctx.artifact_dir)
     )
-    probes = _read_json(ctx.artifact_dir / PROBE_SUMMARY)
+    probes = read_json_object(ctx.artifact_dir / PROBE_SUMMARY)
     evidence = ["logs/pytest_p7_ledger_audit.log", "logs/collect_sql_probes.log", PROBE_SUMMARY, *SQL_CSVS]
     metrics = {"probes": probes.get("probes", {}), "failed_checks": probes.get("failed_checks", {})}
     if code != 0:
@@ -178,14 +178,6 @@ LLM_LOAD_RESULT = "r3/llm_background_load.json"
 CROSSCHECK_RESULT = "r3/k6_crosscheck.json"
 INGESTION_PROFILE = {"ci_subset": "sanity", "default": "eg3_4", "full_physics": "eg3_4"}
 HEADLINE = ("target_rps", "achieved_rps", "p50_ms", "p95_ms", "p99_ms", "errors", "baseline_insert_tps")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        loaded = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
 
 
 def overlap_s(first: dict[str, str], second: dict[str, str]) -> float:
@@ -274,10 +266,10 @@ def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
         str(ctx.artifact_dir / INGESTION_RESULT),
         "--require-composed",
     )
-    ingestion = _read_json(ctx.artifact_dir / INGESTION_RESULT)
-    llm = _read_json(ctx.artifact_dir / LLM_LOAD_RESULT)
-    probes = _read_json(ctx.artifact_dir / PROBE_SUMMARY).get("probes", {})
-    crosscheck = _read_json(ctx.artifact_dir / CROSSCHECK_RESULT)
+    ingestion = read_json_object(ctx.artifact_dir / INGESTION_RESULT)
+    llm = read_json_object(ctx.artifact_dir / LLM_LOAD_RESULT)
+    probes = read_json_object(ctx.artifact_dir / PROBE_SUMMARY).get("probes", {})
+    crosscheck = read_json_object(ctx.artifact_dir / CROSSCHECK_RESULT)
     metrics: dict[str, Any] = {key: ingestion.get(key) for key in HEADLINE}
     metrics.update(
         profile=INGESTION_PROFILE[ctx.mode],
@@ -306,7 +298,7 @@ def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
     if background is not None:
         evidence += ["logs/llm_background_load.log", LLM_LOAD_RESULT]
     if sweep_code is not None:
-        sweep = _read_json(ctx.artifact_dir / SWEEP_RESULT)
+        sweep = read_json_object(ctx.artifact_dir / SWEEP_RESULT)
         metrics.update(
             max_sustainable_rps=sweep.get("max_sustainable_rps"),
             sweep_floor_rps=ctx.sweep_floor_rps,

@@ -6,10 +6,11 @@ files the gates wrote, so it shows nothing the evidence does not.
 
 from __future__ import annotations
 
-import json
 from html import escape
 from pathlib import Path
 from typing import Any
+
+from scripts.harness import read_json_object
 
 REPORT = "report.html"
 STYLE = """
@@ -19,14 +20,6 @@ table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ccd3da;pa
 th{background:#eef2f5} .passed{color:#176b2c;font-weight:600} .failed{color:#b3261e;font-weight:600}
 .not_built{color:#8a6d00} .meta{color:#55606b} svg{background:#fafbfc;border:1px solid #ccd3da}
 """
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        loaded = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
 
 
 def _gate_rows(summary: dict[str, Any]) -> str:
@@ -86,8 +79,8 @@ def latency_svg(series: list[dict[str, Any]], width: int = 720, height: int = 24
 
 
 def render(artifact_dir: Path, summary: dict[str, Any]) -> Path:
-    ingestion = _read(artifact_dir / "r3" / "ingestion_under_fire.json")
-    sweep = _read(artifact_dir / "r3" / "ingestion_sweep.json")
+    ingestion = read_json_object(artifact_dir / "r3" / "ingestion_under_fire.json")
+    sweep = read_json_object(artifact_dir / "r3" / "ingestion_sweep.json")
     eg85 = summary.get("gates", {}).get("eg8_5_composed_ingestion_perf", {}).get("metrics", {})
     logs = sorted(p.relative_to(artifact_dir).as_posix() for p in (artifact_dir / "logs").glob("*.log"))
     status = escape(str(summary.get("status")))
