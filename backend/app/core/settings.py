@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     # Seconds a webhook body may go without new data before the intake answers 408 and hangs up.
     webhook_body_timeout_s: float = Field(default=10.0, gt=0, le=300, validation_alias="WEBHOOK_BODY_TIMEOUT_S")
     outbox_relay_interval_s: float = Field(default=0.2, gt=0, le=60, validation_alias="OUTBOX_RELAY_INTERVAL_S")
+    # A busy tenant's attribution is recomputed at most once per this many seconds (results lag by up to it).
+    outbox_recompute_coalesce_s: float = Field(default=0.5, ge=0, le=60, validation_alias="OUTBOX_RECOMPUTE_COALESCE_S")
     outbox_redispatch_after_s: float = Field(default=120, gt=0, le=86_400, validation_alias="OUTBOX_REDISPATCH_AFTER_S")
     attribution_lookback_days: int = Field(default=30, ge=1, le=365, validation_alias="ATTRIBUTION_LOOKBACK_DAYS")
     # Celery limits for the Bayesian model (DESIGN §6); a job may ask for less, never more.

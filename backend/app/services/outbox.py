@@ -2,7 +2,8 @@
 
 Runs inside every api process. Rows are claimed with FOR UPDATE SKIP LOCKED, so replicas never
 send the same row twice at once; a broker failure rolls the claim back and the next pass retries.
-Recompute rows coalesce: one message per tenant however many events arrived, and none while one is in flight.
+Recompute rows coalesce: one message per tenant however many events arrived, none while one is in
+flight, and at most one per coalescing window (OUTBOX_RECOMPUTE_COALESCE_S).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ RECONCILE_TASK = "reconciliation.run"
 DEADLINE_GRACE_S = 30.0
 
 SYSTEM_SCOPE_SQL = text("SELECT set_config('app.system_scope', 'outbox_relay', true)")
-# A tenant's new recompute rows wait while one of its recomputes is in flight: that one, or the
-# next, covers them (completion is by id range), so the broker carries at most one per tenant.
+# A tenant's new recompute rows wait while one of its recomputes is in flight, or was sent within the
+# coalescing window: the next one covers them all (completion is by id range). So the broker carries
+# at most one recompute per tenant, and a busy tenant costs a few messages a second, not one per event.
 CLAIM_SQL = text(
     """
     SELECT id, tenant_id, kind, payload FROM outbox o
@@ -38,7 +40,8 @@ CLAIM_SQL = text(
       AND NOT (kind = 'attribution_recompute' AND EXISTS (
           SELECT 1 FROM outbox busy
           WHERE busy.tenant_id = o.tenant_id AND busy.kind = 'attribution_recompute'
-            AND busy.dispatched_at IS NOT NULL AND busy.completed_at IS NULL))
+            AND busy.dispatched_at IS NOT NULL
+            AND (busy.completed_at IS NULL OR busy.dispatched_at > now() - make_interval(secs => :coalesce_s))))
     ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
     """
 )
@@ -116,11 +119,11 @@ def send(dispatches: Sequence[Dispatch]) -> None:
         celery_app.send_task(dispatch.task, args=dispatch.args, **dispatch.options)
 
 
-async def relay_once(limit: int = 1000) -> int:
+async def relay_once(limit: int = 1000, coalesce_s: float = 0.0) -> int:
     """Send what is pending; returns how many outbox rows were dispatched."""
     async with async_engine().begin() as conn:
         await conn.execute(SYSTEM_SCOPE_SQL)
-        rows = (await conn.execute(CLAIM_SQL, {"limit": limit})).all()
+        rows = (await conn.execute(CLAIM_SQL, {"limit": limit, "coalesce_s": coalesce_s})).all()
         if not rows:
             return 0
         dispatches = plan(rows)
@@ -146,7 +149,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
     delay, passes = settings.outbox_relay_interval_s, 0
     while not stop.is_set():
         try:
-            sent = await relay_once()
+            sent = await relay_once(coalesce_s=settings.outbox_recompute_coalesce_s)
             passes += 1
             if passes % sweep_every == 0:
                 await sweep(settings)
