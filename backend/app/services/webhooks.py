@@ -30,14 +30,19 @@ from app.services.webhook_signatures import verify
 TENANT_HEADER = "x-tenant-id"
 
 SECRETS_SQL = text("SELECT secret FROM webhook_secrets WHERE expires_at IS NULL OR expires_at > now()")
+# The event and the outbox row that schedules its attribution, in one statement (one round trip);
+# a duplicate inserts neither and returns no row.
 INSERT_EVENT_SQL = text(
     """
-    INSERT INTO attribution_events (tenant_id, platform, external_event_id, webhook_id, event_type,
-                                    customer_key, channel, occurred_at, revenue_cents, currency, payload)
-    VALUES (:tenant_id, :platform, :external_event_id, :webhook_id, :event_type, :customer_key, :channel,
-            :occurred_at, :revenue_cents, :currency, CAST(:payload AS jsonb))
-    ON CONFLICT DO NOTHING
-    RETURNING id
+    WITH event AS (
+        INSERT INTO attribution_events (tenant_id, platform, external_event_id, webhook_id, event_type,
+                                        customer_key, channel, occurred_at, revenue_cents, currency, payload)
+        VALUES (:tenant_id, :platform, :external_event_id, :webhook_id, :event_type, :customer_key, :channel,
+                :occurred_at, :revenue_cents, :currency, CAST(:payload AS jsonb))
+        ON CONFLICT DO NOTHING
+        RETURNING id, tenant_id),
+    scheduled AS (INSERT INTO outbox (tenant_id, kind) SELECT tenant_id, 'attribution_recompute' FROM event)
+    SELECT id FROM event
     """
 )
 EXISTING_EVENT_SQL = text(
@@ -47,7 +52,6 @@ EXISTING_EVENT_SQL = text(
     LIMIT 1
     """
 )
-INSERT_OUTBOX_SQL = text("INSERT INTO outbox (tenant_id, kind) VALUES (:tenant_id, 'attribution_recompute')")
 INSERT_DEAD_LETTER_SQL = text(
     """
     INSERT INTO dead_letter_events (tenant_id, platform, webhook_id, reason_code, detail, payload_sha256,
@@ -153,7 +157,6 @@ async def _store_event(
     if inserted is None:
         existing = (await conn.execute(EXISTING_EVENT_SQL, params)).scalar_one_or_none()
         return IngestOutcome(200, "duplicate", "already received; nothing new stored", {"event_id": str(existing)})
-    await conn.execute(INSERT_OUTBOX_SQL, {"tenant_id": tenant_id})
     return IngestOutcome(202, "accepted", "stored; attribution scheduled", {"event_id": str(inserted)})
 
 
