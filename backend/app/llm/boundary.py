@@ -98,15 +98,6 @@ RESERVE = text(
     RETURNING call_id
     """
 )
-RELEASE = text(
-    """
-    WITH r AS (UPDATE llm_budget_reservations SET status = :new_status
-               WHERE call_id = :call_id AND status = 'held' RETURNING period_start, amount_cents)
-    UPDATE llm_budget_periods p SET reserved_cents = p.reserved_cents - r.amount_cents,
-                                    spent_cents = p.spent_cents + least(:spent, r.amount_cents)
-    FROM r WHERE p.tenant_id = :t AND p.user_id = :u AND p.period_start = r.period_start
-    """
-)
 BREAKER_ENSURE = text("INSERT INTO llm_breaker_state (provider, model) VALUES (:p, :m) ON CONFLICT DO NOTHING")
 BREAKER_LOCK = text(
     "SELECT state, consecutive_failures, opened_at, updated_at FROM llm_breaker_state "
@@ -124,6 +115,7 @@ RELEASED = """
                                                spent_cents = p.spent_cents + least(:spent, r.amount_cents)
                FROM released r WHERE p.tenant_id = :t AND p.user_id = :u AND p.period_start = r.period_start
                RETURNING 1)"""
+RELEASE = text("WITH" + RELEASED + " SELECT count(*) FROM budget")
 FINALIZE_SET = """
     UPDATE llm_api_calls SET status = :status, blocked_reason = :blocked_reason, failure_reason = :failure_reason,
            was_cached = :was_cached, provider_attempted = :provider_attempted, prompt_tokens = :prompt_tokens,
@@ -288,8 +280,6 @@ class Boundary:
         params.update(
             t=ctx.tenant_id,
             u=ctx.user_id,
-            new_status="settled" if cost > 0 else "released",
-            spent=cost,
             cost=cost,
             limit=self.config.hourly_limit_cents,
             provider=self.config.provider,
@@ -303,7 +293,7 @@ class Boundary:
             latency_ms=reply.latency_ms,
         )
         with self._tx(ctx) as conn:
-            conn.execute(RELEASE, params)
+            self._release(conn, ctx, outcome, spent=cost)
             conn.execute(SETTLE, params)
             if close_breaker:  # a success resets a breaker that was not clean (half-open or counting failures)
                 conn.execute(BREAKER_CLOSE, params)
