@@ -18,12 +18,9 @@ from scripts.phase8.gates import INGESTION_PROFILE, overlap_s
 from scripts.r3 import null_server
 from scripts.r3.ingestion_under_fire import PROFILES
 from scripts.r3.k6_crosscheck import compare, crosscheck
-from scripts.r3.openloop import Outcome, RunRecord, Shot, fire
+from scripts.r3.null_server import null_shot
+from scripts.r3.openloop import Outcome, RunRecord, fire
 from scripts.r3.storms import StormPlan, judge
-
-
-def null_shot(_: int) -> Shot:
-    return Shot("GET", "/null", "null")
 
 
 def test_the_schedule_holds_and_latency_matches_a_known_service_time() -> None:

@@ -9,7 +9,6 @@ once and attributed. The LLM scenario does the same for LLM tasks and the ledger
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 import uuid
@@ -22,9 +21,10 @@ import httpx
 from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
-from scripts.phase8.llm_background_load import task_shot, wait_ledgered
+from scripts.harness import PollOutcome, poll_until
+from scripts.phase8.llm_background_load import finished_calls, task_shot, wait_ledgered
 from scripts.r3 import database
-from scripts.r3.openloop import RunRecord, fire
+from scripts.r3.openloop import RunRecord, answer_counts, fire
 from scripts.r3.storms import VALID_ONLY, StormPlan
 from scripts.topology import Topology
 
@@ -64,10 +64,11 @@ class Background:
     """The generator running in its own thread while the main thread breaks things."""
 
     plan: StormPlan
-    thread: threading.Thread
     record: RunRecord | None = None
+    thread: threading.Thread | None = None
 
     def join(self) -> RunRecord:
+        assert self.thread is not None
         self.thread.join()
         assert self.record is not None, "the load thread died; see the log"
         return self.record
@@ -77,7 +78,7 @@ def start_load(topology: Topology, engine: Engine, rate: float, duration_s: floa
     run_tag = uuid.uuid4().hex[:10]
     tenants = database.provision_tenants(engine, 4, run_tag)
     plan = StormPlan(tenants, run_tag, rate, weights=dict(VALID_ONLY))
-    background = Background(plan, threading.Thread(daemon=True))
+    background = Background(plan)
 
     def run() -> None:
         background.record = asyncio.run(
@@ -89,19 +90,9 @@ def start_load(topology: Topology, engine: Engine, rate: float, duration_s: floa
     return background
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> float | None:
-    """Seconds until ``check`` held, or None when it never did within the timeout."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        with contextlib.suppress(Exception):  # a broken dependency is what we are waiting out
-            if check():
-                return round(time.monotonic() - started, 3)
-        time.sleep(interval_s)
-    return None
-
-
-def worker_healthy(topology: Topology) -> bool:
-    return httpx.get(f"{topology.api_url}/health/worker", params={"fresh": "true"}, timeout=10).status_code == 200
+def wait_worker_healthy(topology: Topology, timeout_s: float = 60) -> PollOutcome:
+    """Until a probe task has gone through the broker and back (the worker serves again)."""
+    return poll_until(f"{topology.api_url}/health/worker?fresh=true", timeout_s=timeout_s, interval_s=0.2)
 
 
 def first_ack_after(record: RunRecord, moment: float) -> float | None:
@@ -112,10 +103,8 @@ def first_ack_after(record: RunRecord, moment: float) -> float | None:
 
 
 def judge_webhooks(
-    name: str, engine: Engine, load: Background, recovery_s: float | None, drain_timeout_s: float
+    name: str, engine: Engine, plan: StormPlan, record: RunRecord, recovery_s: float | None, drain_timeout_s: float
 ) -> ScenarioResult:
-    record = load.join()
-    plan = load.plan
     acked = {plan.sent[o.tag].external_id for o in record.outcomes if o.status in (200, 202)}
     attributed, drain_s = database.wait_attributed(engine, plan.tenants, drain_timeout_s)
     stored: dict[str, int] = {}
@@ -128,10 +117,6 @@ def judge_webhooks(
         attributed_conversions += counts.attributed_conversions
     lost = len(acked - set(stored))
     duplicated = sum(count - 1 for count in stored.values() if count > 1)
-    answers: dict[str, int] = {}
-    for outcome in record.outcomes:
-        key = str(outcome.status) if outcome.status is not None else f"transport:{outcome.error}"
-        answers[key] = answers.get(key, 0) + 1
     unexplained = sum(1 for o in record.outcomes if o.status is not None and o.status >= 500 and o.status != 503)
     ok = (
         lost == 0
@@ -151,7 +136,7 @@ def judge_webhooks(
         status="passed" if ok else "failed",
         details={
             "sent": len(record.outcomes),
-            "answers": answers,
+            "answers": answer_counts(record.outcomes),
             "stored_without_ack": len(set(stored) - acked),  # committed, but the answer never arrived
             "attributed": attributed,
             "attribution_drain_s": drain_s,
@@ -166,9 +151,8 @@ def kill_worker(topology: Topology, engine: Engine, rate: float, duration_s: flo
     killed = time.monotonic()
     time.sleep(1.0)  # a supervisor notices and restarts it
     topology.start_service("worker")
-    waited = wait_until(lambda: worker_healthy(topology), 60)
-    recovery = round(time.monotonic() - killed, 3) if waited is not None else None
-    return judge_webhooks("worker_kill_9", engine, load, recovery, 90)
+    recovery = round(time.monotonic() - killed, 3) if wait_worker_healthy(topology).ok else None
+    return judge_webhooks("worker_kill_9", engine, load.plan, load.join(), recovery, 90)
 
 
 def kill_api(topology: Topology, engine: Engine, rate: float, duration_s: float) -> ScenarioResult:
@@ -179,7 +163,7 @@ def kill_api(topology: Topology, engine: Engine, rate: float, duration_s: float)
     time.sleep(1.0)
     topology.start_service("api")
     record = load.join()
-    return judge_webhooks("api_kill_9", engine, load, first_ack_after(record, killed), 90)
+    return judge_webhooks("api_kill_9", engine, load.plan, record, first_ack_after(record, killed), 90)
 
 
 def restart_postgres(topology: Topology, engine: Engine, rate: float, duration_s: float) -> ScenarioResult:
@@ -191,8 +175,9 @@ def restart_postgres(topology: Topology, engine: Engine, rate: float, duration_s
     restarted = time.perf_counter()
     record = load.join()
     engine.dispose()  # our own pooled connections died with the server
-    result = judge_webhooks("postgres_restart", engine, load, first_ack_after(record, restarted), 120)
-    result.details["worker_healthy_after_s"] = wait_until(lambda: worker_healthy(topology), 60)
+    result = judge_webhooks("postgres_restart", engine, load.plan, record, first_ack_after(record, restarted), 120)
+    worker = wait_worker_healthy(topology)
+    result.details["worker_healthy_after_s"] = round(worker.elapsed_s, 3) if worker.ok else None
     return result
 
 
@@ -209,11 +194,10 @@ def llm_provider_faults(topology: Topology, engine: Engine, rate: float, duratio
                 recovered_from = datetime.now(UTC)
             shot = task_shot(tenant, f"{mode}-{uuid.uuid4().hex[:6]}")
             record = asyncio.run(fire(topology.api_url, shot, rate=rate, duration_s=duration_s / 4))
-            for outcome in record.outcomes:
-                answers[f"{mode}:{outcome.status}"] = answers.get(f"{mode}:{outcome.status}", 0) + 1
+            answers.update(answer_counts(record.outcomes, prefix=f"{mode}:"))
             accepted += sum(1 for o in record.outcomes if o.status in (200, 202))
     ledger = wait_ledgered(engine, tenant, accepted, 120)
-    finished = sum(count for key, count in ledger.items() if not key.startswith("pending"))
+    finished = finished_calls(ledger)
     with tenant_transaction_sync(tenant.context, engine) as conn:
         over_budget = int(conn.execute(OVER_BUDGET_SQL).scalar_one())
         first_success = conn.execute(FIRST_SUCCESS_SQL, {"since": recovered_from}).scalar_one()

@@ -12,6 +12,7 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
 
@@ -20,20 +21,25 @@ import psycopg
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn, sync_dsn
 
 
+def write_csv(cursor: psycopg.Cursor[Any], target: Path) -> int:
+    """A query's result as CSV, header row first; returns the number of data rows."""
+    rows = cursor.fetchall()
+    with target.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([column.name for column in cursor.description or []])
+        writer.writerows(rows)
+    return len(rows)
+
+
 def run(dsn: str, files: list[Path], out_dir: Path) -> dict[str, int]:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows_written = {}
     with psycopg.connect(sync_dsn(dsn), connect_timeout=10) as conn:
         conn.read_only = True
         for path in files:
-            cursor = conn.execute(path.read_text())  # operator-owned SQL files, read-only session
             target = out_dir / f"{path.stem}.csv"
-            with target.open("w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow([column.name for column in cursor.description or []])
-                rows = cursor.fetchall()
-                writer.writerows(rows)
-            rows_written[target.name] = len(rows)
+            # operator-owned SQL files, read-only session
+            rows_written[target.name] = write_csv(conn.execute(path.read_text()), target)
     return rows_written
 
 

@@ -17,7 +17,6 @@ boundary and ingestion really ran at the same time. ``--require-composed`` fails
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when 
 import psycopg
 
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn, sync_dsn
+from scripts.ops.sql_to_csv import write_csv
 
 SCALAR_PROBES: dict[str, str] = {
     "probe_identity": "SELECT current_user",
@@ -108,11 +108,7 @@ def collect(dsn: str, out_dir: Path, window: dict[str, str] | None) -> dict[str,
             for name, sql in WINDOW_PROBES.items():
                 probes[name] = conn.execute(sql, window).fetchone()[0]  # type: ignore[index]
         for filename, sql in TABLE_CSVS.items():
-            cursor = conn.execute(sql)
-            with (out_dir / filename).open("w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow([column.name for column in cursor.description or []])
-                writer.writerows(cursor.fetchall())
+            write_csv(conn.execute(sql), out_dir / filename)
     failed = {name: probes[name] for name, want in CHECKS.items() if probes[name] != want}
     return {"probes": probes, "window": window, "checks": CHECKS, "failed_checks": failed}
 

@@ -29,9 +29,10 @@ from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
 from app.services.tenants import ProvisionedTenant
-from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn
+from scripts.harness import EXIT_CODES_HELP, ExitCode, emit
 from scripts.r3 import database
-from scripts.r3.openloop import Outcome, RunRecord, Shot, fire
+from scripts.r3.openloop import Outcome, Shot, answer_counts, fire, latency_histogram, percentiles
+from scripts.r3.target import add_target_arguments, require_target, run_or_fail
 
 SLICE_S = 5.0  # how often the stop file is looked at
 TASK_TYPES = ("route", "explanation", "investigation", "budget_optimization")
@@ -57,12 +58,16 @@ def ledger(engine: Engine, tenant: ProvisionedTenant) -> dict[str, int]:
     return {f"{status}:{reason}" if reason else status: int(count) for status, reason, count in rows}
 
 
+def finished_calls(rows: dict[str, int]) -> int:
+    """Ledger rows with an outcome (everything but ``pending``)."""
+    return sum(count for key, count in rows.items() if not key.startswith("pending"))
+
+
 def wait_ledgered(engine: Engine, tenant: ProvisionedTenant, expected: int, timeout_s: float) -> dict[str, int]:
     deadline = time.monotonic() + timeout_s
     while True:
         rows = ledger(engine, tenant)
-        finished = sum(v for k, v in rows.items() if not k.startswith("pending"))
-        if finished >= expected or time.monotonic() > deadline:
+        if finished_calls(rows) >= expected or time.monotonic() > deadline:
             return rows
         time.sleep(0.5)
 
@@ -83,11 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finished_at = datetime.now(UTC).isoformat()
     accepted = sum(1 for o in outcomes if o.status in (200, 202))
     rows = wait_ledgered(engine, tenant, accepted, args.settle_timeout)
-    statuses: dict[str, int] = {}
-    for outcome in outcomes:
-        key = str(outcome.status) if outcome.status is not None else f"transport:{outcome.error}"
-        statuses[key] = statuses.get(key, 0) + 1
-    ledgered = sum(v for k, v in rows.items() if not k.startswith("pending"))
+    ledgered = finished_calls(rows)
     return {
         "status": "passed" if outcomes and accepted == len(outcomes) and ledgered >= accepted else "failed",
         "tenant_id": str(tenant.tenant_id),
@@ -96,10 +97,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "duration_s": args.duration,
         "requests": len(outcomes),
         "accepted": accepted,
-        "answers": statuses,
+        "answers": answer_counts(outcomes),
         "ledger": rows,
         "ledgered": ledgered,
-        "latency_ms": RunRecord(args.rate, args.duration, outcomes, 0.0, 0.0).summary()["latency_ms"]["corrected"],
+        "latency_ms": percentiles(latency_histogram(outcomes)),
     }
 
 
@@ -107,29 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--base-url", default=env_default("E2E_API_BASE_URL"), help="default $E2E_API_BASE_URL")
-    parser.add_argument(
-        "--dsn",
-        default=env_default("B07_P4_RUNTIME_DATABASE_URL", env_default("DATABASE_URL")),
-        help="app_user DSN (default $B07_P4_RUNTIME_DATABASE_URL, then $DATABASE_URL)",
-    )
+    add_target_arguments(parser, "the tenant and the ledger")
     parser.add_argument("--rate", type=float, default=2.0, help="LLM task requests per second")
     parser.add_argument("--duration", type=float, default=30.0, help="longest run of traffic (s)")
     parser.add_argument("--stop-file", type=Path, help="stop (at the next slice) once this file exists")
     parser.add_argument("--settle-timeout", type=float, default=60.0, help="seconds to wait for the ledger")
     parser.add_argument("--output", type=Path, help="also write the JSON result here")
     args = parser.parse_args(argv)
-    if not args.base_url or not args.dsn:
-        fail(
-            ExitCode.USAGE_OR_ENVIRONMENT,
-            "need --base-url and --dsn (or E2E_API_BASE_URL, B07_P4_RUNTIME_DATABASE_URL)",
-        )
-    try:
-        result = run(args)
-    except KeyboardInterrupt:
-        fail(ExitCode.GATE_FAILED, "interrupted")
-    except Exception as exc:
-        fail(ExitCode.USAGE_OR_ENVIRONMENT, f"{type(exc).__name__}: {redact_dsn(str(exc))[:300]}")
+    require_target(args)
+    result = run_or_fail(run, args)
     emit(result, args.output)
     return ExitCode.PASS if result["status"] == "passed" else ExitCode.GATE_FAILED
 

@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when 
 
 from sqlalchemy import Engine
 
-from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn
+from scripts.harness import EXIT_CODES_HELP, ExitCode, emit
 from scripts.r3 import database, null_server
-from scripts.r3.openloop import Shot, fire
+from scripts.r3.openloop import fire
 from scripts.r3.storms import STORM_WEIGHTS, VALID_ONLY, StormPlan, judge
+from scripts.r3.target import add_target_arguments, require_target, run_or_fail
 
 BEHIND_FRACTION = 0.01  # more late starts than this and the generator, not the server, is the story
 MIN_ACHIEVED = 0.98  # achieved rate must be at least this share of the target
@@ -70,11 +71,10 @@ def run_step(base_url: str, engine: Engine, args: argparse.Namespace, rate: floa
     run_tag = uuid.uuid4().hex[:10]
     tenants = database.provision_tenants(engine, args.tenants, run_tag)
     plan = StormPlan(tenants, run_tag, rate, seed=args.seed, weights=VALID_ONLY if args.no_storms else STORM_WEIGHTS)
-    log(f"{profile.name}: {rate:g} rps x {args.duration or profile.duration_s:g} s on {len(tenants)} fresh tenants")
+    duration_s = args.duration or profile.duration_s
+    log(f"{profile.name}: {rate:g} rps x {duration_s:g} s on {len(tenants)} fresh tenants")
     window = {"started_at": now_iso()}
-    record = asyncio.run(
-        fire(base_url, plan.shot, rate=rate, duration_s=args.duration or profile.duration_s, timeout_s=args.timeout)
-    )
+    record = asyncio.run(fire(base_url, plan.shot, rate=rate, duration_s=duration_s, timeout_s=args.timeout))
     window["finished_at"] = now_iso()
     summary = record.summary()
     verdict = judge(record.outcomes, plan)
@@ -147,7 +147,7 @@ def run_step(base_url: str, engine: Engine, args: argparse.Namespace, rate: floa
 
 def null_benchmark(rate: float, duration_s: float) -> dict[str, Any]:
     with null_server.running() as url:
-        record = asyncio.run(fire(url, lambda _: Shot("GET", "/null", "null"), rate=rate, duration_s=duration_s))
+        record = asyncio.run(fire(url, null_server.null_shot, rate=rate, duration_s=duration_s))
     return record.summary()
 
 
@@ -198,12 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--profile", choices=sorted(PROFILES), default="sanity")
-    parser.add_argument("--base-url", default=env_default("E2E_API_BASE_URL"), help="default $E2E_API_BASE_URL")
-    parser.add_argument(
-        "--dsn",
-        default=env_default("B07_P4_RUNTIME_DATABASE_URL", env_default("DATABASE_URL")),
-        help="app_user DSN for provisioning and counts (default $B07_P4_RUNTIME_DATABASE_URL, then $DATABASE_URL)",
-    )
+    add_target_arguments(parser, "provisioning and counts")
     parser.add_argument("--rate", type=float, action="append", help="override the profile's rate(s); repeatable")
     parser.add_argument("--duration", type=float, help="override the profile's seconds per rate")
     parser.add_argument("--tenants", type=int, default=8, help="fresh tenants per run (traffic round-robins)")
@@ -216,17 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--output", type=Path, help="also write the JSON result here")
     args = parser.parse_args(argv)
-    if not args.base_url:
-        fail(ExitCode.USAGE_OR_ENVIRONMENT, "no API: pass --base-url or set E2E_API_BASE_URL")
-    if not args.dsn:
-        fail(ExitCode.USAGE_OR_ENVIRONMENT, "no DSN: pass --dsn or set B07_P4_RUNTIME_DATABASE_URL")
+    require_target(args)
     started = time.monotonic()
-    try:
-        code, result = run(args)
-    except KeyboardInterrupt:
-        fail(ExitCode.GATE_FAILED, "interrupted")
-    except Exception as exc:  # an unreachable API or database is an environment problem, said in one line
-        fail(ExitCode.USAGE_OR_ENVIRONMENT, f"{type(exc).__name__}: {redact_dsn(str(exc))[:300]}")
+    code, result = run_or_fail(run, args)
     result["duration_s"] = round(time.monotonic() - started, 3)
     emit(result, args.output)
     return int(code)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when 
 
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, fail
 from scripts.r3 import null_server
-from scripts.r3.openloop import Shot, fire
+from scripts.r3.openloop import fire
 
 K6_SCRIPT = """
 import http from 'k6/http';
@@ -85,7 +85,7 @@ def run_k6(base_url: str, rate: float, duration_s: float) -> dict[str, Any]:
 
 
 def run_ours(base_url: str, rate: float, duration_s: float) -> dict[str, Any]:
-    record = asyncio.run(fire(base_url, lambda _: Shot("GET", "/null", "null"), rate=rate, duration_s=duration_s))
+    record = asyncio.run(fire(base_url, null_server.null_shot, rate=rate, duration_s=duration_s))
     summary = record.summary()
     latency = summary["latency_ms"]["corrected"]
     return {

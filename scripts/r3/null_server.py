@@ -20,8 +20,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
 
 from scripts.harness import REPO_ROOT
+from scripts.r3.openloop import Shot
 
 RESPONSE = b"HTTP/1.1 204 No Content\r\nServer: null\r\nContent-Length: 0\r\n\r\n"
+
+
+def null_shot(_: int) -> Shot:
+    """What the generator sends to the null server: nothing to build, nothing to judge."""
+    return Shot("GET", "/null", "null")
 
 
 class NullProtocol(asyncio.Protocol):

@@ -72,13 +72,6 @@ class RunRecord:
     schedule_s: float  # from the first due time until the last request left
     origin: float = 0.0  # time.perf_counter() of the first due time: outcome offsets count from here
 
-    def histogram(self, corrected: bool = True) -> HdrHistogram:
-        hist = HdrHistogram(1, HIGHEST_TRACKABLE_US, 3)
-        for outcome in self.outcomes:
-            ms = outcome.corrected_ms if corrected else outcome.uncorrected_ms
-            hist.record_value(min(max(1, int(ms * 1000)), HIGHEST_TRACKABLE_US))
-        return hist
-
     def late_starts(self, threshold_ms: float = LATE_START_MS) -> int:
         return sum(1 for o in self.outcomes if o.start_lag_ms > threshold_ms)
 
@@ -96,8 +89,8 @@ class RunRecord:
             "late_starts": self.late_starts(),
             "max_start_lag_ms": round(max((o.start_lag_ms for o in self.outcomes), default=0.0), 3),
             "latency_ms": {
-                "corrected": percentiles(self.histogram(True)),
-                "uncorrected": percentiles(self.histogram(False)),
+                "corrected": percentiles(latency_histogram(self.outcomes)),
+                "uncorrected": percentiles(latency_histogram(self.outcomes, corrected=False)),
             },
         }
 
@@ -109,9 +102,7 @@ class RunRecord:
         series = []
         for second in sorted(buckets):
             rows = buckets[second]
-            hist = HdrHistogram(1, HIGHEST_TRACKABLE_US, 3)
-            for o in rows:
-                hist.record_value(min(max(1, int(o.corrected_ms * 1000)), HIGHEST_TRACKABLE_US))
+            hist = latency_histogram(rows)
             series.append(
                 {
                     "t_s": second,
@@ -124,6 +115,24 @@ class RunRecord:
                 }
             )
         return series
+
+
+def latency_histogram(outcomes: list[Outcome], corrected: bool = True) -> HdrHistogram:
+    """Latencies in microseconds (clamped to the trackable range), corrected or uncorrected."""
+    hist = HdrHistogram(1, HIGHEST_TRACKABLE_US, 3)
+    for outcome in outcomes:
+        ms = outcome.corrected_ms if corrected else outcome.uncorrected_ms
+        hist.record_value(min(max(1, int(ms * 1000)), HIGHEST_TRACKABLE_US))
+    return hist
+
+
+def answer_counts(outcomes: list[Outcome], prefix: str = "") -> dict[str, int]:
+    """How many requests got each HTTP status, or ``transport:<error>`` when none came back."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        key = prefix + (str(outcome.status) if outcome.status is not None else f"transport:{outcome.error}")
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def percentiles(hist: HdrHistogram) -> dict[str, float]:

@@ -76,6 +76,7 @@ class StormPlan:
     repeat_lag_s: float = 0.5  # repeats target requests sent at least this long ago
     sent: dict[int, Sent] = field(default_factory=dict)
     raw_pii: list[str] = field(default_factory=list)
+    dead_letters: Counter[int] = field(default_factory=Counter)  # tenant index -> dead letters sent
     _history: list[int] = field(default_factory=list)  # indices of sent events, ascending
     _touch_history: list[int] = field(default_factory=list)  # the touchpoints among them
 
@@ -102,6 +103,8 @@ class StormPlan:
             else:
                 body = self._touchpoint(index, original.tenant, event_id=original.event_key)
                 return self._signed(original.tenant, "touchpoints", body, kind, original.group)
+        if kind in DEAD_LETTER_KINDS:
+            self.dead_letters[tenant] += 1
         if kind == "invalid_json":
             return self._signed(tenant, "touchpoints", b'{"event_id": "half-', kind, None)
         if kind == "malformed":
@@ -230,7 +233,6 @@ def judge(outcomes: list[Outcome], plan: StormPlan) -> Judgement:
     accepts: Counter[int] = Counter()
     tenants = range(len(plan.tenants))
     events = dict.fromkeys(tenants, 0)
-    dead_letters = dict.fromkeys(tenants, 0)
     conversions = dict.fromkeys(tenants, 0)
     for outcome in outcomes:
         if outcome.status is None or outcome.status >= 500:
@@ -245,9 +247,6 @@ def judge(outcomes: list[Outcome], plan: StormPlan) -> Judgement:
     for sent in plan.sent.values():
         events[sent.tenant] += 1
         conversions[sent.tenant] += sent.platform == "stripe"
-    for outcome in outcomes:
-        if outcome.kind in DEAD_LETTER_KINDS:
-            dead_letters[outcome.index % len(plan.tenants)] += 1
     groups = set(plan.sent)
     return Judgement(
         dict(by_kind),
@@ -258,6 +257,6 @@ def judge(outcomes: list[Outcome], plan: StormPlan) -> Judgement:
         len(groups),
         sum(1 for g in groups if accepts[g] != 1),
         events,
-        dead_letters,
+        {tenant: plan.dead_letters[tenant] for tenant in tenants},
         conversions,
     )
