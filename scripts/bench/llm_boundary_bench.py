@@ -1,9 +1,17 @@
 """Benchmark the LLM boundary against a direct call to the same (mock) provider, in one run.
 
-    python -m scripts.bench.llm_boundary_bench [--calls 200] [--output artifacts/bench/llm_boundary.json]
+    python -m scripts.bench.llm_boundary_bench [--calls 200] [--rounds 3] [--warmup 20]
+                                               [--output artifacts/bench/llm_boundary.json]
 
 overhead = a boundary call's wall time minus the provider latency recorded in its own ledger row:
 everything the boundary adds (router, claim, controls, cache lookup, breaker, settle, distillation).
+
+Each round measures the direct provider, boundary misses and cache hits, in that order, so the
+baseline and the boundary see the same machine; the percentiles pool every round and
+``*_by_round`` shows the spread (this shared 2-core machine drifts). The first ``--warmup`` calls
+open the pool's connections and are not counted. The api and worker are stopped first: the
+boundary is measured against PostgreSQL and the provider alone, not against an idle worker
+polling its broker on the same two cores.
 """
 
 from __future__ import annotations
@@ -13,11 +21,14 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import text
 
 from app.core.db import tenant_transaction_sync
+from app.core.tenancy import TenantContext
+from app.llm.boundary import Boundary
 from app.services.tenants import create_tenant
 from scripts.bench.llm_calls import mock_boundary
 from scripts.bench.topology_bench import percentile
@@ -27,11 +38,37 @@ from scripts.topology import Topology, TopologyConfig, TopologyError
 TARGETS = {"overhead_p50_ms": 5.0, "overhead_p99_ms": 25.0, "cache_hit_p99_ms": 20.0}
 
 
+@dataclass
+class Round:
+    direct: list[float]  # ms, the provider alone
+    total: dict[str, float]  # call id -> ms through the boundary (cache misses)
+    cached: list[float]  # ms through the boundary, answered from the cache
+
+
+def measure_round(gate: Boundary, ctx: TenantContext, model: str, number: int, calls: int) -> Round:
+    measured = Round([], {}, [])
+    for n in range(calls):
+        measured.direct.append(
+            gate.provider.complete(model, f"direct {number}-{n}", max_tokens=200, timeout_s=5).latency_ms
+        )
+    for n in range(calls):
+        started = time.perf_counter()
+        outcome = gate.call(ctx, "route", f"bench-miss-{number}-{n}", f"bench question {number}-{n}")
+        measured.total[outcome.call_id] = (time.perf_counter() - started) * 1000
+    for n in range(calls):
+        started = time.perf_counter()
+        gate.call(ctx, "route", f"bench-hit-{number}-{n}", f"bench question {number}-0")
+        measured.cached.append((time.perf_counter() - started) * 1000)
+    return measured
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=200, help="calls of each kind per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=20, help="boundary calls made first and not counted")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "artifacts" / "bench" / "llm_boundary.json")
     args = parser.parse_args(argv)
     config = TopologyConfig(artifact_dir=args.output.parent / "llm-boundary-run", name="bench-llm", stop_grace_s=2)
@@ -42,18 +79,12 @@ def main(argv: list[str] | None = None) -> int:
             assert gate.engine is not None
             with gate.engine.begin() as conn:
                 tenant = create_tenant(conn, "bench", user_id="bench")
+            for service in ("api", "worker"):
+                topo.stop_service(service)
             model = gate.config.models[next(iter(gate.config.models))]
-            direct, total, cached = [], {}, []
-            for n in range(args.calls):  # the baseline: the provider without the boundary
-                direct.append(gate.provider.complete(model, f"direct {n}", max_tokens=200, timeout_s=5).latency_ms)
-            for n in range(args.calls):
-                started = time.perf_counter()
-                outcome = gate.call(tenant.context, "route", f"bench-miss-{n}", f"bench question {n}")
-                total[outcome.call_id] = (time.perf_counter() - started) * 1000
-            for n in range(args.calls):
-                started = time.perf_counter()
-                gate.call(tenant.context, "route", f"bench-hit-{n}", "bench question 0")
-                cached.append((time.perf_counter() - started) * 1000)
+            for n in range(args.warmup):
+                gate.call(tenant.context, "route", f"bench-warmup-{n}", f"warm-up question {n}")
+            rounds = [measure_round(gate, tenant.context, model, r, args.calls) for r in range(args.rounds)]
             with tenant_transaction_sync(tenant.context, gate.engine) as conn:
                 provider_ms = {
                     str(r.id): float(r.latency_ms)
@@ -64,18 +95,27 @@ def main(argv: list[str] | None = None) -> int:
     except (TopologyError, AssertionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.USAGE_OR_ENVIRONMENT
-    overhead = [total[call] - provider_ms[call] for call in total]
+    overheads = [[total - provider_ms[call] for call, total in r.total.items()] for r in rounds]
+    overhead = [ms for by_round in overheads for ms in by_round]
+    direct = [ms for r in rounds for ms in r.direct]
+    cached = [ms for r in rounds for ms in r.cached]
+    totals = [ms for r in rounds for ms in r.total.values()]
     result = {
         "name": "llm_boundary",
         "calls": args.calls,
+        "rounds": args.rounds,
+        "warmup_calls": args.warmup,
         "direct_provider_p50_ms": percentile(direct, 50),
         "direct_provider_p99_ms": percentile(direct, 99),
-        "boundary_total_p50_ms": percentile(list(total.values()), 50),
+        "boundary_total_p50_ms": percentile(totals, 50),
         "overhead_p50_ms": percentile(overhead, 50),
         "overhead_p99_ms": percentile(overhead, 99),
         "overhead_mean_ms": round(statistics.fmean(overhead), 2),
         "cache_hit_p50_ms": percentile(cached, 50),
         "cache_hit_p99_ms": percentile(cached, 99),
+        "overhead_p50_ms_by_round": [percentile(by_round, 50) for by_round in overheads],
+        "overhead_p99_ms_by_round": [percentile(by_round, 99) for by_round in overheads],
+        "cache_hit_p99_ms_by_round": [percentile(r.cached, 99) for r in rounds],
         "overhead_over_direct_p50_ratio": round(percentile(overhead, 50) / max(percentile(direct, 50), 0.01), 2),
         "targets": TARGETS,
         "run": uuid.uuid4().hex[:8],
