@@ -30,7 +30,9 @@ def test_the_schedule_holds_and_latency_matches_a_known_service_time() -> None:
     assert summary["requests"] == 300
     assert summary["answered"] == 300
     assert summary["achieved_rps"] >= 98
-    assert summary["late_starts"] <= 3
+    # A busy 2-core CI box delays a few sends (6 of 300 seen once); a closed-loop sender, the
+    # mistake this guards against, would start nearly every request late at 40 ms per answer.
+    assert summary["late_starts"] <= 9
     corrected = summary["latency_ms"]["corrected"]
     assert 40 <= corrected["p50"] < 50  # the server's 40 ms plus a few ms of harness and loopback
     assert summary["latency_ms"]["uncorrected"]["p50"] <= corrected["p50"]
