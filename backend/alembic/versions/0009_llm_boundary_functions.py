@@ -192,8 +192,7 @@ CREATE FUNCTION llm_fail(p_call uuid, p_provider text, p_model text, p_reason te
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM llm_release(p_call, 0);
-    INSERT INTO llm_breaker_state (provider, model) VALUES (p_provider, p_model) ON CONFLICT DO NOTHING;
-    UPDATE llm_breaker_state b
+    UPDATE llm_breaker_state b  -- the row exists: llm_admit created it before admitting this call
     SET consecutive_failures = b.consecutive_failures + 1,
         state = CASE WHEN b.state = 'half_open' OR b.consecutive_failures + 1 >= p_breaker_threshold
                      THEN 'open' ELSE b.state END,

@@ -88,6 +88,8 @@ class Pipeline:
         self.committed = False
 
     def send(self, sql: str, params: Mapping[str, Any]) -> psycopg.Cursor[Any]:
+        if self.committed:  # it would open a transaction nobody commits, lost when the pool resets it
+            raise RuntimeError("this unit of work is already committed")
         cursor = self.conn.cursor(row_factory=namedtuple_row)
         cursor.execute(sql, params)
         return cursor

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -106,10 +105,8 @@ class Boundary:
         self.provider = provider
         self.engine = engine
 
-    @contextmanager
-    def _tx(self, ctx: TenantContext) -> Iterator[Pipeline]:
-        with tenant_pipeline_sync(ctx, self.engine) as tx:
-            yield tx
+    def _tx(self, ctx: TenantContext) -> AbstractContextManager[Pipeline]:
+        return tenant_pipeline_sync(ctx, self.engine)
 
     def call(self, ctx: TenantContext, endpoint: str, request_id: str, prompt: str) -> CallOutcome:
         with self._tx(ctx) as tx:

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from app.core.db import tenant_transaction_sync
+from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
 from app.core.roles import OWNER_ROLE
 from app.core.tenancy import TenantContext
 from scripts.harness import sync_dsn
@@ -29,6 +29,16 @@ def test_each_tenant_sees_only_its_own_rows(runtime_engine: Engine, two_tenants:
                 text("SELECT count(*) FROM tenants WHERE tenant_id = :t"), {"t": other.tenant_id}
             ).scalar_one()
             assert hidden == 0
+
+
+def test_the_pipelined_unit_of_work_is_scoped_the_same_way(runtime_engine: Engine, two_tenants: TwoTenants) -> None:
+    own = two_tenants.a
+    with tenant_pipeline_sync(own.context, runtime_engine) as tx:
+        visible = {row[0] for row in tx.send(pipelined(TENANT_IDS), {}).fetchall()}
+        tx.commit()
+        with pytest.raises(RuntimeError, match="already committed"):  # it would run outside any commit
+            tx.send(pipelined(COUNT_EVENTS), {})
+    assert visible == {own.tenant_id}
 
 
 def test_rows_of_both_tenants_exist_for_a_bypassing_reader(ops_engine: Engine, two_tenants: TwoTenants) -> None:
