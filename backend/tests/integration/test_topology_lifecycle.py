@@ -84,6 +84,18 @@ def start_cli_up(name: str, artifact_dir: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def cli_down(name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.topology", "down", "--name", name],
+        cwd=REPO_ROOT,
+        env=CLI_ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def wait_for_state(name: str, service: str, timeout_s: float = 60) -> dict:
     path = RUN_DIR / f"{name}.json"
     deadline = time.monotonic() + timeout_s
@@ -108,13 +120,7 @@ def test_interrupted_bring_up_tears_down(test_artifacts: Path, sig: signal.Signa
             break
         # A starved test process can see the state only after bring-up finished: the signal would
         # land on nothing. Tear that run down and try again; the claim is about an interrupted one.
-        subprocess.run(
-            [sys.executable, "-m", "scripts.topology", "down", "--name", name],
-            cwd=REPO_ROOT,
-            env=CLI_ENV,
-            stdout=subprocess.DEVNULL,
-            check=True,
-        )
+        assert cli_down(name).returncode == 0
     else:
         pytest.fail("bring-up finished before the test could interrupt it, three times")
     up.send_signal(sig)
@@ -144,14 +150,7 @@ def test_down_cleans_up_a_killed_run(test_artifacts: Path) -> None:
     up.kill()
     up.wait(timeout=10)
     pids, pgdata = recorded(state)
-    result = subprocess.run(
-        [sys.executable, "-m", "scripts.topology", "down", "--name", name],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = cli_down(name)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["found"] is True and report["stopped_postgres"] is True
