@@ -16,7 +16,7 @@ from app.services.tenants import ProvisionedTenant
 from app.services.webhook_signatures import new_webhook_secret
 from scripts.phase8.gates import INGESTION_PROFILE, overlap_s
 from scripts.r3 import null_server
-from scripts.r3.ingestion_under_fire import PROFILES
+from scripts.r3.ingestion_under_fire import PROFILES, generator_fell_behind
 from scripts.r3.k6_crosscheck import compare, crosscheck
 from scripts.r3.null_server import null_shot
 from scripts.r3.openloop import Outcome, RunRecord, fire
@@ -125,3 +125,13 @@ def test_window_overlap() -> None:
     assert overlap_s(first, later) == 30.0
     assert overlap_s(first, apart) == 0.0
     assert overlap_s(first, {}) == 0.0
+
+
+def test_the_generator_is_behind_only_past_a_fraction_and_a_floor() -> None:
+    def behind(late: int, requests: int) -> bool:
+        return generator_fell_behind({"late_starts": late, "requests": requests})
+
+    assert not behind(1, 50)  # one hiccup in a 10 s sanity run is noise
+    assert behind(6, 50)
+    assert not behind(27, 2760)  # eg3_4: 1% of 46 rps x 60 s
+    assert behind(28, 2760)

@@ -39,7 +39,19 @@ from scripts.r3.storms import STORM_WEIGHTS, VALID_ONLY, StormPlan, judge
 from scripts.r3.target import add_target_arguments, require_target, run_or_fail
 
 BEHIND_FRACTION = 0.01  # more late starts than this and the generator, not the server, is the story
+BEHIND_MIN_COUNT = 5  # below this many, late starts are a shared VM's scheduling noise, not a trend
 MIN_ACHIEVED = 0.98  # achieved rate must be at least this share of the target
+
+
+def generator_fell_behind(summary: dict[str, Any]) -> bool:
+    """Too many requests left late for the result to describe the server rather than the generator.
+
+    A fraction alone is unfair to short runs: at 50 requests, one start 27 ms late (seen on a busy
+    CI box) would be 2% and void the measurement, though latency is charged from the intended
+    start either way.
+    """
+    late, requests = summary["late_starts"], summary["requests"]
+    return bool(late > max(BEHIND_FRACTION * requests, BEHIND_MIN_COUNT))
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,7 @@ def run_step(base_url: str, engine: Engine, args: argparse.Namespace, rate: floa
     raw_pii = database.raw_pii_rows(engine, tenants, plan.raw_pii)
     latency = summary["latency_ms"]["corrected"]
     failures = []
-    if summary["late_starts"] > BEHIND_FRACTION * summary["requests"]:
+    if generator_fell_behind(summary):
         failures.append(f"generator fell behind: {summary['late_starts']} late starts")
     if summary["achieved_rps"] < MIN_ACHIEVED * rate:
         failures.append(f"achieved {summary['achieved_rps']} rps < {MIN_ACHIEVED:.0%} of {rate:g}")
@@ -129,7 +141,7 @@ def run_step(base_url: str, engine: Engine, args: argparse.Namespace, rate: floa
         "p99_9_ms": latency["p99.9"],
         "max_ms": latency["max"],
         "errors": verdict.errors,
-        "generator_behind": summary["late_starts"] > BEHIND_FRACTION * summary["requests"],
+        "generator_behind": generator_fell_behind(summary),
         "status": "failed" if failures else "passed",
         "failures": failures,
         "window": window,

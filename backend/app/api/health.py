@@ -6,11 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from app.core.settings import get_settings
 from app.schemas.health import HealthReport, Live
-from app.services.health import WorkerProbeCache, probe_worker, readiness
+from app.services.health import WorkerProbeCache, probe_worker_bounded, readiness
 
 router = APIRouter(prefix="/health", tags=["health"])
 _worker_cache = WorkerProbeCache()
@@ -43,6 +42,6 @@ async def worker(
     cached = None if fresh else _worker_cache.fresh(settings.worker_probe_cache_s)
     if cached is not None:
         return _answer({**cached, "cached": True})
-    body = await run_in_threadpool(probe_worker, settings.worker_probe_timeout_s)
+    body = await probe_worker_bounded(settings.worker_probe_timeout_s)
     _worker_cache.store(body)
     return _answer({**body, "cached": False})

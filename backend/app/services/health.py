@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import anyio
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
@@ -120,6 +121,24 @@ class WorkerProbeCache:
         self.at, self.body = time.monotonic(), body
 
 
+class ProbeTimeout(Exception):
+    """The probe task got no reply before the wall-clock deadline."""
+
+
+def wait_ready(result: Any, timeout_s: float, interval_s: float = 0.02) -> Any:
+    """Wait for a Celery result against a wall-clock deadline.
+
+    ``AsyncResult.get(timeout=...)`` on a polling backend adds up only its sleeps, not the time
+    each poll's query takes, so a 2 s timeout measured 4-8 s here; a health answer must be bounded.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not result.ready():
+        if time.monotonic() >= deadline:
+            raise ProbeTimeout
+        time.sleep(interval_s)
+    return result.get(timeout=0, propagate=True)
+
+
 def probe_worker(timeout_s: float) -> dict[str, Any]:
     """Send a real probe task through the broker and wait for its result (blocking; run in a thread)."""
     from app.worker.celery_app import PROBE_TASK, celery_app
@@ -127,18 +146,37 @@ def probe_worker(timeout_s: float) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         result = celery_app.send_task(PROBE_TASK, queue="housekeeping", expires=timeout_s)
-        reply = result.get(timeout=timeout_s, interval=0.01, propagate=True)
+        reply = wait_ready(result, timeout_s)
     except Exception as exc:
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-        reason = "no reply" if type(exc).__name__ == "TimeoutError" else f"{type(exc).__name__}"
-        return {
-            "status": "unready",
-            "failed": ["worker"],
-            "checks": {"worker": {"ok": False, "error": f"{reason} within {timeout_s}s", "elapsed_ms": elapsed_ms}},
-        }
+        return worker_unready(f"{_failure_reason(exc)} within {timeout_s}s", started)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     return {
         "status": "ready",
         "failed": [],
         "checks": {"worker": {"ok": True, "round_trip_ms": elapsed_ms, "worker": reply.get("hostname")}},
     }
+
+
+async def probe_worker_bounded(timeout_s: float, grace_s: float = 1.0) -> dict[str, Any]:
+    """``probe_worker`` in a thread, answered within ``timeout_s + grace_s`` whatever it blocks on.
+
+    The deadline inside the probe covers the wait for a reply; this bound also covers a publish or
+    a result-backend query stuck on a broken connection. The thread is abandoned, not killed.
+    """
+    started = time.perf_counter()
+    with anyio.move_on_after(timeout_s + grace_s):
+        return await anyio.to_thread.run_sync(probe_worker, timeout_s, abandon_on_cancel=True)
+    return worker_unready(f"no reply within {timeout_s}s (probe blocked)", started)
+
+
+def worker_unready(error: str, started: float) -> dict[str, Any]:
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    return {
+        "status": "unready",
+        "failed": ["worker"],
+        "checks": {"worker": {"ok": False, "error": error, "elapsed_ms": elapsed_ms}},
+    }
+
+
+def _failure_reason(exc: BaseException) -> str:
+    return "no reply" if isinstance(exc, ProbeTimeout) else type(exc).__name__
