@@ -44,8 +44,11 @@ def recompute(conn: Connection, tenant_id: uuid.UUID, lookback_days: int, up_to_
     Runs inside the caller's tenant transaction, so RLS scopes every statement to that tenant.
     """
     conn.execute(LOCK_SQL, {"tenant_id": str(tenant_id)})
+    if up_to_outbox_id is not None:
+        # Before the recompute, not after: each statement here reads its own snapshot, so an outbox
+        # row committed between a recompute and a later completion would be marked done for an
+        # event the recompute never saw. Rows completed first are all visible to the recompute.
+        conn.execute(COMPLETE_OUTBOX_SQL, {"up_to": up_to_outbox_id})
     conn.execute(CLEAR_SQL)
     written = conn.execute(RECOMPUTE_SQL, {"lookback_days": lookback_days}).rowcount
-    if up_to_outbox_id is not None:
-        conn.execute(COMPLETE_OUTBOX_SQL, {"up_to": up_to_outbox_id})
     return int(written)
