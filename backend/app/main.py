@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from app.api import attribution, health, llm, metrics, reconciliation, tenants, webhooks
 from app.api.deps import known_query_parameters
 from app.api.openapi import install_openapi
+from app.core.db import close_call_pools
 from app.core.problems import install_problem_handlers
 from app.core.settings import get_settings
 from app.services.outbox import run_relay
@@ -28,6 +29,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         stop.set()
         await asyncio.wait_for(relay, timeout=10)
+        await close_call_pools()
 
 
 def create_app() -> FastAPI:

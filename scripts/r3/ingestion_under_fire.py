@@ -19,7 +19,6 @@ The API URL defaults to $E2E_API_BASE_URL and the DSN (app_user) to $B07_P4_RUNT
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 import uuid
@@ -34,7 +33,7 @@ from sqlalchemy import Engine
 
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit
 from scripts.r3 import database, null_server
-from scripts.r3.openloop import fire
+from scripts.r3.openloop import run_fire
 from scripts.r3.storms import STORM_WEIGHTS, VALID_ONLY, StormPlan, judge
 from scripts.r3.target import add_target_arguments, require_target, run_or_fail
 
@@ -86,7 +85,7 @@ def run_step(base_url: str, engine: Engine, args: argparse.Namespace, rate: floa
     duration_s = args.duration or profile.duration_s
     log(f"{profile.name}: {rate:g} rps x {duration_s:g} s on {len(tenants)} fresh tenants")
     window = {"started_at": now_iso()}
-    record = asyncio.run(fire(base_url, plan.shot, rate=rate, duration_s=duration_s, timeout_s=args.timeout))
+    record = run_fire(base_url, plan.shot, rate=rate, duration_s=duration_s, timeout_s=args.timeout)
     window["finished_at"] = now_iso()
     summary = record.summary()
     verdict = judge(record.outcomes, plan)
@@ -159,7 +158,7 @@ def run_step(base_url: str, engine: Engine, args: argparse.Namespace, rate: floa
 
 def null_benchmark(rate: float, duration_s: float) -> dict[str, Any]:
     with null_server.running() as url:
-        record = asyncio.run(fire(url, null_server.null_shot, rate=rate, duration_s=duration_s))
+        record = run_fire(url, null_server.null_shot, rate=rate, duration_s=duration_s)
     return record.summary()
 
 

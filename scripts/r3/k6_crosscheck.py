@@ -16,7 +16,6 @@ at a time, which is why the service time is large against that noise.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when 
 
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, fail
 from scripts.r3 import null_server
-from scripts.r3.openloop import fire
+from scripts.r3.openloop import run_fire
 
 K6_SCRIPT = """
 import http from 'k6/http';
@@ -85,7 +84,7 @@ def run_k6(base_url: str, rate: float, duration_s: float) -> dict[str, Any]:
 
 
 def run_ours(base_url: str, rate: float, duration_s: float) -> dict[str, Any]:
-    record = asyncio.run(fire(base_url, null_server.null_shot, rate=rate, duration_s=duration_s))
+    record = run_fire(base_url, null_server.null_shot, rate=rate, duration_s=duration_s)
     summary = record.summary()
     latency = summary["latency_ms"]["corrected"]
     return {

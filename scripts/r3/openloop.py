@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import uvloop
 from hdrh.histogram import HdrHistogram
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -223,3 +224,9 @@ async def fire(
         wall_end = time.perf_counter()
     outcomes.sort(key=lambda o: o.index)
     return RunRecord(rate, duration_s, outcomes, wall_end - start, schedule_end - start, start)
+
+
+def run_fire(base_url: str, make_shot: Callable[[int], Shot], **options: Any) -> RunRecord:
+    """``fire`` on its own uvloop event loop: the generator shares the machine with what it measures,
+    and uvloop spends less CPU per request than asyncio's default loop."""
+    return uvloop.run(fire(base_url, make_shot, **options))

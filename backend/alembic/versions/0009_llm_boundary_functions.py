@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.core.roles import READ_WRITE_GROUP
+from app.core.roles import function_drop_sql, function_install_sql
 
 revision = "0009"
 down_revision = "0008"
@@ -216,13 +216,10 @@ FUNCTIONS = {
 
 
 def upgrade() -> None:
-    for signature, body in FUNCTIONS.items():
-        op.execute(body)
-        # Callable by the roles that may write the tables they change, not by PUBLIC (the default).
-        op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
-        op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {READ_WRITE_GROUP}")
+    for statement in function_install_sql(FUNCTIONS):
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    for signature in reversed(FUNCTIONS):
-        op.execute(f"DROP FUNCTION {signature}")
+    for statement in function_drop_sql(FUNCTIONS):
+        op.execute(statement)

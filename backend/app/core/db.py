@@ -4,18 +4,24 @@ The api is async (asyncpg); the worker and operator probes are sync (psycopg). B
 transaction, set the tenant context with the same statement, and commit or roll back as one.
 A hot path whose statements can be issued before their results are read uses the pipelined
 variant, which costs one round trip per result it waits for instead of one per statement.
+
+The webhook intake goes further: each of its round trips is one call of a server-side function
+that sets the tenant context itself, made on a plain asyncpg pool (``call``) with no SQLAlchemy
+layers, because per webhook those layers cost more than everything else the api does.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Connection, Engine, TextClause, create_engine, text
+from sqlalchemy import Connection, Engine, TextClause, create_engine, make_url, text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -42,6 +48,57 @@ def sync_engine() -> Engine:
     return create_engine(
         settings.sync_database_url, pool_size=5, max_overflow=5, pool_pre_ping=True, hide_parameters=True
     )
+
+
+UNAVAILABLE_SQLSTATES = ("08", "57P")  # connection exceptions; shutdown, restart, cannot connect now
+_call_pools: dict[asyncio.AbstractEventLoop, asyncpg.Pool] = {}
+
+
+async def _nothing_to_reset(_: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release (one more round trip per call): ``call`` statements only
+    set transaction-local settings and hold no cursors, listeners or session locks. An open
+    transaction is still rolled back by the pool itself."""
+
+
+async def call_pool() -> asyncpg.Pool:
+    """This event loop's asyncpg pool on the runtime DSN (asyncpg connections belong to one loop)."""
+    loop = asyncio.get_running_loop()
+    pool = _call_pools.get(loop)
+    if pool is None:
+        settings = get_settings()
+        dsn = make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        # min_size=0: creating the pool connects nothing, so a database that is down fails the
+        # request that needed it (503) rather than leaving a broken pool behind.
+        created = await asyncpg.create_pool(dsn, min_size=0, max_size=settings.db_pool_size, reset=_nothing_to_reset)
+        pool = _call_pools.setdefault(loop, created)
+        if pool is not created:  # another request made one meanwhile
+            await created.close()
+    return pool
+
+
+async def call(sql: str, *args: object) -> list[asyncpg.Record]:
+    """One statement (a function call that sets its own tenant context) as its own transaction.
+
+    A refused or dropped connection (restart, shutdown) surfaces as ConnectionError, which the api
+    answers with 503 and Retry-After, as it does for the SQLAlchemy path.
+    """
+    try:
+        rows: list[asyncpg.Record] = await (await call_pool()).fetch(sql, *args)
+        return rows
+    except asyncpg.PostgresError as exc:
+        if not str(exc.sqlstate).startswith(UNAVAILABLE_SQLSTATES):
+            raise
+        raise ConnectionError(f"database unavailable ({type(exc).__name__})") from exc
+    except asyncpg.InterfaceError as exc:
+        if "closed" not in str(exc):
+            raise  # a usage error, not an outage
+        raise ConnectionError(f"database connection lost ({type(exc).__name__})") from exc
+
+
+async def close_call_pools() -> None:
+    for pool in _call_pools.values():
+        await pool.close()
+    _call_pools.clear()
 
 
 def reset_engines_after_fork() -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.db import UNAVAILABLE_SQLSTATES
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -43,7 +46,6 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
 
 
-UNAVAILABLE_SQLSTATES = ("08", "57P")
 RETRY_AFTER_S = "1"
 
 
@@ -58,6 +60,18 @@ def database_unavailable(request: Request, cause: str) -> JSONResponse:
     )
     response.headers["Retry-After"] = RETRY_AFTER_S
     return response
+
+
+def _database_error(request: Request, exc: Exception, sqlstate: str, cause: str) -> JSONResponse:
+    """Input PostgreSQL cannot store (SQLSTATE class 22, data exception) is the caller's error;
+    a lost or refused connection (class 08, 57P: shutdown, restart) is a 503 worth retrying."""
+    if sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+        return database_unavailable(request, cause)
+    if sqlstate.startswith("22"):
+        return problem_response(
+            422, "Unprocessable Content", "a value cannot be stored as given", "invalid_data", instance=request.url.path
+        )
+    raise exc
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -76,20 +90,14 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        """Input PostgreSQL cannot store (SQLSTATE class 22, data exception) is the caller's error;
-        a lost or refused connection (class 08, 57P: shutdown, restart) is a 503 worth retrying."""
         sqlstate = str(getattr(exc.orig, "sqlstate", "") or getattr(exc.orig, "pgcode", "") or "")
-        if exc.connection_invalidated or sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+        if exc.connection_invalidated:
             return database_unavailable(request, type(exc.orig).__name__)
-        if sqlstate.startswith("22"):
-            return problem_response(
-                422,
-                "Unprocessable Content",
-                "a value cannot be stored as given",
-                "invalid_data",
-                instance=request.url.path,
-            )
-        raise exc
+        return _database_error(request, exc, sqlstate, type(exc.orig).__name__)
+
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _database_call(request: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+        return _database_error(request, exc, str(exc.sqlstate or ""), type(exc).__name__)
 
     @app.exception_handler(OSError)
     async def _unreachable(request: Request, exc: OSError) -> JSONResponse:

@@ -11,3 +11,17 @@ OPS_READER_ROLE = "ops_reader"  # BYPASSRLS, SELECT only: ops SQL and probes, ne
 LOGIN_ROLES = (OWNER_ROLE, RUNTIME_ROLE, OPS_READER_ROLE)
 GROUP_ROLES = (READ_WRITE_GROUP, READ_ONLY_GROUP)
 ALL_ROLES = LOGIN_ROLES + GROUP_ROLES
+
+
+def function_install_sql(functions: dict[str, str]) -> list[str]:
+    """Statements creating server-side functions ({signature: CREATE FUNCTION ...}) that the runtime may
+    call: EXECUTE goes to the read-write group instead of PUBLIC (PostgreSQL's default)."""
+    statements = []
+    for signature, body in functions.items():
+        statements += [body, f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC"]
+        statements.append(f"GRANT EXECUTE ON FUNCTION {signature} TO {READ_WRITE_GROUP}")
+    return statements
+
+
+def function_drop_sql(functions: dict[str, str]) -> list[str]:
+    return [f"DROP FUNCTION {signature}" for signature in reversed(functions)]

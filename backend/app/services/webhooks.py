@@ -1,9 +1,9 @@
 """Webhook ingestion: authenticate, validate, scrub, and persist an event with its outbox row.
 
-Everything after authentication happens in one tenant transaction: the event and the outbox row
-that schedules its attribution commit together, or neither does. A payload that fails after the
-tenant is authenticated is kept as a dead letter (scrubbed); an unauthenticated one writes nothing,
-so no caller can fill another tenant's tables.
+After authentication, one server-side function call stores the event and the outbox row that
+schedules its attribution, in one transaction: they commit together, or neither does. A payload
+that fails after the tenant is authenticated is kept as a dead letter (scrubbed); an
+unauthenticated one writes nothing, so no caller can fill another tenant's tables.
 """
 
 from __future__ import annotations
@@ -17,50 +17,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.db import tenant_transaction
+from app.core.db import call
 from app.core.settings import Settings
-from app.core.tenancy import TenantContext
 from app.services.pii import scrub
 from app.services.webhook_payloads import PLATFORMS, NormalizedEvent, schema_errors
 from app.services.webhook_signatures import verify
 
 TENANT_HEADER = "x-tenant-id"
 
-SECRETS_SQL = text("SELECT secret FROM webhook_secrets WHERE expires_at IS NULL OR expires_at > now()")
-# The event and the outbox row that schedules its attribution, in one statement (one round trip);
-# a duplicate inserts neither and returns no row.
-INSERT_EVENT_SQL = text(
-    """
-    WITH event AS (
-        INSERT INTO attribution_events (tenant_id, platform, external_event_id, webhook_id, event_type,
-                                        customer_key, channel, occurred_at, revenue_cents, currency, payload)
-        VALUES (:tenant_id, :platform, :external_event_id, :webhook_id, :event_type, :customer_key, :channel,
-                :occurred_at, :revenue_cents, :currency, CAST(:payload AS jsonb))
-        ON CONFLICT DO NOTHING
-        RETURNING id, tenant_id),
-    scheduled AS (INSERT INTO outbox (tenant_id, kind) SELECT tenant_id, 'attribution_recompute' FROM event)
-    SELECT id FROM event
-    """
-)
-EXISTING_EVENT_SQL = text(
-    """
-    SELECT id FROM attribution_events
-    WHERE webhook_id = :webhook_id OR (platform = :platform AND external_event_id = :external_event_id)
-    LIMIT 1
-    """
-)
-INSERT_DEAD_LETTER_SQL = text(
-    """
-    INSERT INTO dead_letter_events (tenant_id, platform, webhook_id, reason_code, detail, payload_sha256,
-                                    payload_bytes, scrubbed_payload)
-    VALUES (:tenant_id, :platform, :webhook_id, :reason_code, CAST(:detail AS jsonb), :sha, :size,
-            CAST(:scrubbed AS jsonb))
-    RETURNING id
-    """
-)
+# Server-side functions (migration 0010): each call sets the tenant context and is one transaction.
+SECRETS_CALL = "SELECT webhook_intake_secrets($1)"
+# The event and the outbox row that schedules its attribution commit together; a duplicate stores
+# neither and returns the first delivery's event id.
+EVENT_CALL = "SELECT event_id, duplicate FROM webhook_intake_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+DEAD_LETTER_CALL = "SELECT webhook_intake_dead_letter($1, $2, $3, $4, $5, $6, $7, $8)"
 
 
 @dataclass
@@ -102,66 +73,62 @@ async def ingest(request: WebhookRequest, settings: Settings) -> IngestOutcome:
     if tenant_id is None:
         return IngestOutcome(401, "missing_tenant", f"{TENANT_HEADER} header must be a tenant UUID")
 
-    async with tenant_transaction(TenantContext(tenant_id, "webhook")) as conn:
-        secrets = [row.secret for row in await conn.execute(SECRETS_SQL)]
-        failure = verify(
-            secrets,
-            request.webhook_id,
-            request.headers.get("webhook-timestamp"),
-            request.headers.get("webhook-signature"),
-            request.body,
-            now=time.time(),
-            tolerance_s=settings.webhook_tolerance_s,
-        )
-        if failure is not None:
-            return IngestOutcome(401, failure.value, "webhook signature verification failed")
-        return await _persist(conn, tenant_id, request)
+    secrets = [row[0] for row in await call(SECRETS_CALL, tenant_id)]
+    failure = verify(
+        secrets,
+        request.webhook_id,
+        request.headers.get("webhook-timestamp"),
+        request.headers.get("webhook-signature"),
+        request.body,
+        now=time.time(),
+        tolerance_s=settings.webhook_tolerance_s,
+    )
+    if failure is not None:
+        return IngestOutcome(401, failure.value, "webhook signature verification failed")
+    return await _persist(tenant_id, request)
 
 
-async def _persist(conn: AsyncConnection, tenant_id: uuid.UUID, request: WebhookRequest) -> IngestOutcome:
+async def _persist(tenant_id: uuid.UUID, request: WebhookRequest) -> IngestOutcome:
     try:
         document = json.loads(request.body)
     except (ValueError, RecursionError):
-        return await _dead_letter(conn, tenant_id, request, 400, "invalid_json", {}, None)
+        return await _dead_letter(tenant_id, request, 400, "invalid_json", {}, None)
     if not isinstance(document, dict):
         detail = {"errors": [{"loc": "", "type": "object_type", "msg": "payload must be a JSON object"}]}
-        return await _dead_letter(conn, tenant_id, request, 422, "schema_invalid", detail, None)
+        return await _dead_letter(tenant_id, request, 422, "schema_invalid", detail, None)
     try:
         event = PLATFORMS[request.platform](document, str(tenant_id))
     except ValidationError as exc:
         scrubbed = scrub(document, str(tenant_id))
         detail = {"errors": schema_errors(exc)}
-        return await _dead_letter(conn, tenant_id, request, 422, "schema_invalid", detail, scrubbed)
+        return await _dead_letter(tenant_id, request, 422, "schema_invalid", detail, scrubbed)
     except (ValueError, RecursionError) as exc:
-        return await _dead_letter(conn, tenant_id, request, 422, "schema_invalid", {"error": str(exc)[:200]}, None)
-    return await _store_event(conn, tenant_id, request, event)
+        return await _dead_letter(tenant_id, request, 422, "schema_invalid", {"error": str(exc)[:200]}, None)
+    return await _store_event(tenant_id, request, event)
 
 
-async def _store_event(
-    conn: AsyncConnection, tenant_id: uuid.UUID, request: WebhookRequest, event: NormalizedEvent
-) -> IngestOutcome:
-    params = {
-        "tenant_id": tenant_id,
-        "platform": request.platform,
-        "external_event_id": event.external_event_id,
-        "webhook_id": request.webhook_id,
-        "event_type": event.event_type,
-        "customer_key": event.customer_key,
-        "channel": event.channel,
-        "occurred_at": event.occurred_at,
-        "revenue_cents": event.revenue_cents,
-        "currency": event.currency,
-        "payload": json.dumps(event.payload),
-    }
-    inserted = (await conn.execute(INSERT_EVENT_SQL, params)).scalar_one_or_none()
-    if inserted is None:
-        existing = (await conn.execute(EXISTING_EVENT_SQL, params)).scalar_one_or_none()
-        return IngestOutcome(200, "duplicate", "already received; nothing new stored", {"event_id": str(existing)})
-    return IngestOutcome(202, "accepted", "stored; attribution scheduled", {"event_id": str(inserted)})
+async def _store_event(tenant_id: uuid.UUID, request: WebhookRequest, event: NormalizedEvent) -> IngestOutcome:
+    [stored] = await call(
+        EVENT_CALL,
+        tenant_id,
+        request.platform,
+        event.external_event_id,
+        request.webhook_id,
+        event.event_type,
+        event.customer_key,
+        event.channel,
+        event.occurred_at,
+        event.revenue_cents,
+        event.currency,
+        json.dumps(event.payload),
+    )
+    event_id = str(stored["event_id"])
+    if stored["duplicate"]:
+        return IngestOutcome(200, "duplicate", "already received; nothing new stored", {"event_id": event_id})
+    return IngestOutcome(202, "accepted", "stored; attribution scheduled", {"event_id": event_id})
 
 
 async def _dead_letter(
-    conn: AsyncConnection,
     tenant_id: uuid.UUID,
     request: WebhookRequest,
     status: int,
@@ -169,20 +136,16 @@ async def _dead_letter(
     detail: dict[str, Any],
     scrubbed: dict[str, Any] | None,
 ) -> IngestOutcome:
-    dead_letter_id = (
-        await conn.execute(
-            INSERT_DEAD_LETTER_SQL,
-            {
-                "tenant_id": tenant_id,
-                "platform": request.platform,
-                "webhook_id": request.webhook_id,
-                "reason_code": reason,
-                "detail": json.dumps(detail),
-                "sha": hashlib.sha256(request.body).hexdigest(),
-                "size": len(request.body),
-                "scrubbed": json.dumps(scrubbed) if scrubbed is not None else None,
-            },
-        )
-    ).scalar_one()
+    [row] = await call(
+        DEAD_LETTER_CALL,
+        tenant_id,
+        request.platform,
+        request.webhook_id,
+        reason,
+        json.dumps(detail),
+        hashlib.sha256(request.body).hexdigest(),
+        len(request.body),
+        json.dumps(scrubbed) if scrubbed is not None else None,
+    )
     message = "payload is not valid JSON" if reason == "invalid_json" else "payload does not match the schema"
-    return IngestOutcome(status, reason, message, {"dead_letter_id": str(dead_letter_id), **detail})
+    return IngestOutcome(status, reason, message, {"dead_letter_id": str(row[0]), **detail})
