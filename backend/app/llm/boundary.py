@@ -10,9 +10,10 @@ processes agree. The raw prompt is never stored: only its sha256.
 
 Python decides what needs configuration or the prompt (the tier, the model, prices, the cache key's
 base) and talks to the provider; the state changes of steps 2-7 and of step 9 run in the database
-as ``llm_admit`` and ``llm_settle`` / ``llm_fail`` (migration 0009), one transaction each. A
-provider call costs three round trips (budget share; admit and commit; settle and commit), where
-one statement per step cost about ten.
+as ``llm_route_admit`` (the budget share picks the router's band, then ``llm_admit``) and
+``llm_settle`` / ``llm_fail`` (migrations 0009 and 0011), one transaction each. A provider call
+costs two round trips (route, admit and commit; settle and commit), where one statement per step
+cost about eleven.
 """
 
 from __future__ import annotations
@@ -29,32 +30,16 @@ from app.core.db import Pipeline, pipelined, tenant_pipeline_sync
 from app.core.tenancy import TenantContext
 from app.llm.config import LLMConfig
 from app.llm.providers import ChatProvider, ProviderFailure, Reply
-from app.llm.router import Tier, route
+from app.llm.router import PRESSURE_THRESHOLDS, Tier, route_by_band
 
-# The router's input: the share of the month's budget already used. Creates the month's row on
-# first use without locking it (admission does that). A row created concurrently by another call
-# is not in this statement's snapshot: then nothing comes back, which means nothing used yet.
-BUDGET_USED = pipelined(
-    """
-    WITH created AS (
-        INSERT INTO llm_budget_periods (tenant_id, user_id, period_start, limit_cents)
-        VALUES (:t, :u, date_trunc('month', now())::date, :limit)
-        ON CONFLICT (tenant_id, user_id, period_start) DO NOTHING
-        RETURNING (spent_cents + reserved_cents) / nullif(limit_cents, 0) AS used)
-    SELECT used FROM created
-    UNION ALL
-    SELECT (spent_cents + reserved_cents) / nullif(limit_cents, 0) FROM llm_budget_periods
-    WHERE tenant_id = :t AND user_id = :u AND period_start = date_trunc('month', now())::date
-      AND NOT EXISTS (SELECT 1 FROM created)
-    """
-)
-# Arguments are cast to the functions' types: the driver sends a float as double precision, which
+# Arguments are cast to the function's types: the driver sends a float as double precision, which
 # PostgreSQL does not turn into numeric on its own when it picks a function.
-ADMIT = pipelined(
-    "SELECT * FROM llm_admit(CAST(:request_id AS text), CAST(:endpoint AS text), CAST(:complexity AS numeric), "
-    "CAST(:tier AS text), CAST(:provider AS text), CAST(:model AS text), CAST(:sha AS text), CAST(:key_base AS text), "
-    "CAST(:estimate AS numeric), CAST(:hourly_limit AS numeric), CAST(:env_kill_switch AS boolean), "
-    "CAST(:breaker_open_s AS double precision))"
+ROUTE_ADMIT = pipelined(
+    "SELECT * FROM llm_route_admit(CAST(:request_id AS text), CAST(:endpoint AS text), "
+    "CAST(:complexity AS numeric), CAST(:monthly_limit AS numeric), CAST(:pressure AS numeric[]), "
+    "CAST(:tiers AS text[]), CAST(:models AS text[]), CAST(:key_bases AS text[]), CAST(:estimates AS numeric[]), "
+    "CAST(:provider AS text), CAST(:sha AS text), CAST(:hourly_limit AS numeric), "
+    "CAST(:env_kill_switch AS boolean), CAST(:breaker_open_s AS double precision))"
 )
 EXISTING = pipelined("SELECT * FROM llm_api_calls WHERE id = :call_id")
 SETTLE = pipelined(
@@ -109,24 +94,23 @@ class Boundary:
         return tenant_pipeline_sync(ctx, self.engine)
 
     def call(self, ctx: TenantContext, endpoint: str, request_id: str, prompt: str) -> CallOutcome:
+        score, tiers = route_by_band(endpoint, prompt)  # 1. router: a tier per budget-pressure band
+        models = [self.config.models[tier] for tier in tiers]
         with self._tx(ctx) as tx:
-            budget = tx.send(
-                BUDGET_USED, {"t": ctx.tenant_id, "u": ctx.user_id, "limit": self.config.monthly_budget_cents}
-            ).fetchone()
-            score, tier = route(endpoint, prompt, float(budget.used or 0) if budget else 0.0)  # 1. router
-            model = self.config.models[tier]
-            admitted = tx.send(  # 2-7: claim, kill switch, hourly shutoff, reservation, cache, breaker
-                ADMIT,
+            admitted = tx.send(  # 1 (the band) and 2-7: claim, kill switch, hourly shutoff, reservation, cache, breaker
+                ROUTE_ADMIT,
                 {
                     "request_id": request_id,
                     "endpoint": endpoint,
                     "complexity": score,
-                    "tier": tier.value,
+                    "monthly_limit": self.config.monthly_budget_cents,
+                    "pressure": list(PRESSURE_THRESHOLDS),
+                    "tiers": [tier.value for tier in tiers],
+                    "models": models,
+                    "key_bases": [cache_key_base(endpoint, self.config.provider, m, prompt) for m in models],
+                    "estimates": [self.config.estimate_cents(m, prompt) for m in models],
                     "provider": self.config.provider,
-                    "model": model,
                     "sha": prompt_sha256(prompt),
-                    "key_base": cache_key_base(endpoint, self.config.provider, model, prompt),
-                    "estimate": self.config.estimate_cents(model, prompt),
                     "hourly_limit": self.config.hourly_limit_cents,
                     "env_kill_switch": self.config.env_kill_switch,
                     "breaker_open_s": self.config.breaker_open_s,
@@ -134,7 +118,8 @@ class Boundary:
             )
             tx.commit()  # the admission's answer arrives with the commit: one round trip
             admission = admitted.fetchone()
-            assert admission is not None  # llm_admit always returns its one row
+            assert admission is not None  # llm_route_admit always returns its one row
+        tier, model = Tier(admission.tier), str(admission.model)
         outcome = CallOutcome(str(admission.call_id), "pending", tier.value, model)
         if admission.verdict == "duplicate":
             return self._stored(ctx, admission.call_id)

@@ -13,6 +13,8 @@ class Tier(StrEnum):
 
 TASK_BASE_SCORE = {"route": 2, "explanation": 5, "investigation": 7, "budget_optimization": 8}
 ORDER = [Tier.CHEAP, Tier.STANDARD, Tier.PREMIUM]
+DOWNGRADE_AT, CHEAPEST_AT = 0.80, 0.95  # shares of the monthly budget used
+PRESSURE_THRESHOLDS = (DOWNGRADE_AT, CHEAPEST_AT)
 
 
 def complexity(task: str, prompt: str) -> int:
@@ -27,9 +29,9 @@ def tier_for(score: int) -> Tier:
 
 def under_pressure(tier: Tier, budget_used: float) -> Tier:
     """At >= 80% of the monthly budget drop one tier; at >= 95% always use the cheapest."""
-    if budget_used >= 0.95:
+    if budget_used >= CHEAPEST_AT:
         return Tier.CHEAP
-    if budget_used >= 0.80:
+    if budget_used >= DOWNGRADE_AT:
         return ORDER[max(0, ORDER.index(tier) - 1)]
     return tier
 
@@ -37,3 +39,10 @@ def under_pressure(tier: Tier, budget_used: float) -> Tier:
 def route(task: str, prompt: str, budget_used: float) -> tuple[int, Tier]:
     score = complexity(task, prompt)
     return score, under_pressure(tier_for(score), budget_used)
+
+
+def route_by_band(task: str, prompt: str) -> tuple[int, list[Tier]]:
+    """The score, and the tier for each pressure band: below the first threshold, then at or above
+    each one. Admission reads the budget share and picks the band (llm_route_admit)."""
+    score = complexity(task, prompt)
+    return score, [under_pressure(tier_for(score), used) for used in (0.0, *PRESSURE_THRESHOLDS)]
