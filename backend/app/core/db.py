@@ -13,6 +13,7 @@ layers, because per webhook those layers cost more than everything else the api 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
@@ -21,8 +22,9 @@ from typing import Any
 import asyncpg
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Connection, Engine, TextClause, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, TextClause, create_engine, event, make_url, text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.core.settings import get_settings
@@ -42,12 +44,40 @@ def async_engine() -> AsyncEngine:
     )
 
 
+PING_AFTER_IDLE_S = 1.0
+
+
+def ping_when_idle(engine: Engine, idle_s: float = PING_AFTER_IDLE_S) -> Engine:
+    """Check a pooled connection on checkout only when it sat idle for ``idle_s`` or more.
+
+    ``pool_pre_ping`` pings on every checkout: a round trip per unit of work, a quarter of an LLM
+    call's overhead. A connection used a moment ago is alive unless the server restarted in that
+    moment; then the failure is detected on use and the pool drops every older connection.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi)
+        except Exception as exc:
+            if engine.dialect.is_disconnect(exc, dbapi, None):  # type: ignore[arg-type]
+                raise DisconnectionError from exc  # the pool replaces the connection and tries again
+            raise
+
+    return engine
+
+
 @lru_cache(maxsize=1)
 def sync_engine() -> Engine:
     settings = get_settings()
-    return create_engine(
-        settings.sync_database_url, pool_size=5, max_overflow=5, pool_pre_ping=True, hide_parameters=True
-    )
+    return ping_when_idle(create_engine(settings.sync_database_url, pool_size=5, max_overflow=5, hide_parameters=True))
 
 
 UNAVAILABLE_SQLSTATES = ("08", "57P")  # connection exceptions; shutdown, restart, cannot connect now
