@@ -8,7 +8,10 @@ everything the boundary adds (router, claim, controls, cache lookup, breaker, se
 
 Each round measures the direct provider, boundary misses and cache hits, in that order, so the
 baseline and the boundary see the same machine; the percentiles pool every round and
-``*_by_round`` shows the spread (this shared 2-core machine drifts). The first ``--warmup`` calls
+``*_by_round`` shows the spread (this shared 2-core machine drifts). The reference, measured in
+each round too, is one tenant unit of work that runs ``SELECT 1``: the same pool, transaction and
+tenant context as the boundary's two units, with no work in them. It shows how fast the machine is
+right now, so a slow hour can be told from a slower boundary. The first ``--warmup`` calls
 open the pool's connections and are not counted. The api and worker are stopped first: the
 boundary is measured against PostgreSQL and the provider alone, not against an idle worker
 polling its broker on the same two cores.
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from app.core.db import tenant_transaction_sync
+from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary
 from app.services.tenants import create_tenant
@@ -35,22 +38,29 @@ from scripts.bench.topology_bench import percentile
 from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode, emit
 from scripts.topology import Topology, TopologyConfig, TopologyError
 
+REFERENCE_SQL = pipelined("SELECT 1")
 TARGETS = {"overhead_p50_ms": 5.0, "overhead_p99_ms": 25.0, "cache_hit_p99_ms": 20.0}
 
 
 @dataclass
 class Round:
     direct: list[float]  # ms, the provider alone
+    reference: list[float]  # ms, one tenant unit of work with one trivial statement: the machine's floor now
     total: dict[str, float]  # call id -> ms through the boundary (cache misses)
     cached: list[float]  # ms through the boundary, answered from the cache
 
 
 def measure_round(gate: Boundary, ctx: TenantContext, model: str, number: int, calls: int) -> Round:
-    measured = Round([], {}, [])
+    measured = Round([], [], {}, [])
     for n in range(calls):
         measured.direct.append(
             gate.provider.complete(model, f"direct {number}-{n}", max_tokens=200, timeout_s=5).latency_ms
         )
+    for _ in range(calls):
+        started = time.perf_counter()
+        with tenant_pipeline_sync(ctx, gate.engine) as unit:
+            unit.send(REFERENCE_SQL, {})
+        measured.reference.append((time.perf_counter() - started) * 1000)
     for n in range(calls):
         started = time.perf_counter()
         outcome = gate.call(ctx, "route", f"bench-miss-{number}-{n}", f"bench question {number}-{n}")
@@ -98,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     overheads = [[total - provider_ms[call] for call, total in r.total.items()] for r in rounds]
     overhead = [ms for by_round in overheads for ms in by_round]
     direct = [ms for r in rounds for ms in r.direct]
+    reference = [ms for r in rounds for ms in r.reference]
     cached = [ms for r in rounds for ms in r.cached]
     totals = [ms for r in rounds for ms in r.total.values()]
     result = {
@@ -117,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_p99_ms_by_round": [percentile(by_round, 99) for by_round in overheads],
         "cache_hit_p99_ms_by_round": [percentile(r.cached, 99) for r in rounds],
         "overhead_over_direct_p50_ratio": round(percentile(overhead, 50) / max(percentile(direct, 50), 0.01), 2),
+        "reference_unit_of_work_p50_ms": percentile(reference, 50),
+        "reference_unit_of_work_p50_ms_by_round": [percentile(r.reference, 50) for r in rounds],
+        "overhead_over_reference_p50_ratio": round(percentile(overhead, 50) / max(percentile(reference, 50), 0.01), 2),
         "targets": TARGETS,
         "run": uuid.uuid4().hex[:8],
     }
