@@ -30,9 +30,10 @@ def test_the_schedule_holds_and_latency_matches_a_known_service_time() -> None:
     assert summary["requests"] == 300
     assert summary["answered"] == 300
     assert summary["achieved_rps"] >= 98
-    # A busy 2-core CI box delays a few sends (6 of 300 seen once); a closed-loop sender, the
-    # mistake this guards against, would start nearly every request late at 40 ms per answer.
-    assert summary["late_starts"] <= 9
+    # A busy 2-core CI box delays some sends (up to 20 of 300 seen while the other test worker ran
+    # integration suites); a closed-loop sender, the mistake this guards against, would start
+    # nearly every request late at 40 ms per answer (a single connection keeps up with 25 rps).
+    assert summary["late_starts"] <= 30
     corrected = summary["latency_ms"]["corrected"]
     assert 40 <= corrected["p50"] < 50  # the server's 40 ms plus a few ms of harness and loopback
     assert summary["latency_ms"]["uncorrected"]["p50"] <= corrected["p50"]
@@ -44,7 +45,7 @@ def test_requests_leave_on_schedule_even_when_the_server_is_slower_than_the_rate
         record = asyncio.run(fire(url, null_shot, rate=50, duration_s=2))
     summary = record.summary()
     assert summary["send_rps"] >= 49
-    assert summary["late_starts"] == 0
+    assert summary["late_starts"] <= 5  # scheduling noise on a busy box (3 of 100 seen); closed loop: ~97
     assert summary["latency_ms"]["corrected"]["p50"] >= 300
 
 

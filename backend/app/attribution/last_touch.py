@@ -34,7 +34,7 @@ RECOMPUTE_SQL = text(
 )
 COMPLETE_OUTBOX_SQL = text(
     "UPDATE outbox SET completed_at = now() "
-    "WHERE kind = 'attribution_recompute' AND id <= :up_to AND completed_at IS NULL"
+    "WHERE tenant_id = :tenant_id AND kind = 'attribution_recompute' AND id <= :up_to AND completed_at IS NULL"
 )
 
 
@@ -48,7 +48,7 @@ def recompute(conn: Connection, tenant_id: uuid.UUID, lookback_days: int, up_to_
         # Before the recompute, not after: each statement here reads its own snapshot, so an outbox
         # row committed between a recompute and a later completion would be marked done for an
         # event the recompute never saw. Rows completed first are all visible to the recompute.
-        conn.execute(COMPLETE_OUTBOX_SQL, {"up_to": up_to_outbox_id})
+        conn.execute(COMPLETE_OUTBOX_SQL, {"tenant_id": tenant_id, "up_to": up_to_outbox_id})
     conn.execute(CLEAR_SQL)
     written = conn.execute(RECOMPUTE_SQL, {"lookback_days": lookback_days}).rowcount
     return int(written)

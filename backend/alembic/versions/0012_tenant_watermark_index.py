@@ -1,0 +1,56 @@
+"""Find a tenant's newest recompute outbox row through an index, not a scan of everyone's outbox.
+
+``llm_admit`` hashes the tenant's data watermark (its newest recompute outbox id) into the cache
+key, and a recompute completes its tenant's rows up to an id. Both filtered on the tenant only
+through row-level security, whose policy (tenant OR relay scope) no index can answer: the planner
+walked the outbox's primary key backwards until it met one of the tenant's rows. For a tenant with
+no recent events that is the whole outbox, on every LLM call (145 ms at 200,000 rows here).
+Both queries now name the tenant, and an index on (tenant_id, id) answers them.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-11-23
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from alembic import op
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+UNSCOPED = "SELECT coalesce(max(id), 0) FROM outbox WHERE kind = 'attribution_recompute'"
+SCOPED = "SELECT coalesce(max(id), 0) FROM outbox WHERE tenant_id = v_tenant AND kind = 'attribution_recompute'"
+
+
+def _revision_0009() -> ModuleType:
+    """llm_admit as 0009 created it: this revision changes one predicate, so it reuses that text."""
+    path = Path(__file__).with_name("0009_llm_boundary_functions.py")
+    spec = importlib.util.spec_from_file_location("revision_0009", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _admit(scoped: bool) -> str:
+    text = str(_revision_0009().ADMIT)
+    assert UNSCOPED in text, "llm_admit no longer holds the watermark query this revision rewrites"
+    text = text.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    return text.replace(UNSCOPED, SCOPED) if scoped else text
+
+
+def upgrade() -> None:
+    op.execute("CREATE INDEX outbox_recompute_by_tenant ON outbox (tenant_id, id) WHERE kind = 'attribution_recompute'")
+    op.execute(_admit(scoped=True))
+
+
+def downgrade() -> None:
+    op.execute(_admit(scoped=False))
+    op.execute("DROP INDEX outbox_recompute_by_tenant")
