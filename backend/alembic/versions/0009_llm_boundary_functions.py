@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.core.roles import function_drop_sql, function_install_sql
+from app.core.roles import drop_functions, install_functions
 
 revision = "0009"
 down_revision = "0008"
@@ -216,10 +216,8 @@ FUNCTIONS = {
 
 
 def upgrade() -> None:
-    for statement in function_install_sql(FUNCTIONS):
-        op.execute(statement)
+    install_functions(op.execute, FUNCTIONS)
 
 
 def downgrade() -> None:
-    for statement in function_drop_sql(FUNCTIONS):
-        op.execute(statement)
+    drop_functions(op.execute, FUNCTIONS)

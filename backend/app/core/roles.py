@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 OWNER_ROLE = "app_owner"  # NOSUPERUSER; owns the schema and runs migrations
 RUNTIME_ROLE = "app_user"  # the only login of api and worker
 READ_WRITE_GROUP = "app_rw"  # DML grants; app_user is a member
@@ -13,15 +15,15 @@ GROUP_ROLES = (READ_WRITE_GROUP, READ_ONLY_GROUP)
 ALL_ROLES = LOGIN_ROLES + GROUP_ROLES
 
 
-def function_install_sql(functions: dict[str, str]) -> list[str]:
-    """Statements creating server-side functions ({signature: CREATE FUNCTION ...}) that the runtime may
-    call: EXECUTE goes to the read-write group instead of PUBLIC (PostgreSQL's default)."""
-    statements = []
+def install_functions(execute: Callable[[str], object], functions: dict[str, str]) -> None:
+    """Create server-side functions ({signature: CREATE FUNCTION ...}) that the runtime may call:
+    EXECUTE goes to the read-write group instead of PUBLIC (PostgreSQL's default)."""
     for signature, body in functions.items():
-        statements += [body, f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC"]
-        statements.append(f"GRANT EXECUTE ON FUNCTION {signature} TO {READ_WRITE_GROUP}")
-    return statements
+        execute(body)
+        execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+        execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {READ_WRITE_GROUP}")
 
 
-def function_drop_sql(functions: dict[str, str]) -> list[str]:
-    return [f"DROP FUNCTION {signature}" for signature in reversed(functions)]
+def drop_functions(execute: Callable[[str], object], functions: dict[str, str]) -> None:
+    for signature in reversed(functions):
+        execute(f"DROP FUNCTION {signature}")
