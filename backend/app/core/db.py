@@ -22,12 +22,12 @@ from typing import Any
 import asyncpg
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Connection, Engine, TextClause, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, TextClause, create_engine, event, text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from app.core.settings import get_settings
+from app.core.settings import get_settings, with_driver
 from app.core.tenancy import SET_CONTEXT_SQL, TenantContext
 
 
@@ -80,7 +80,6 @@ def sync_engine() -> Engine:
     return ping_when_idle(create_engine(settings.sync_database_url, pool_size=5, max_overflow=5, hide_parameters=True))
 
 
-UNAVAILABLE_SQLSTATES = ("08", "57P")  # connection exceptions; shutdown, restart, cannot connect now
 _call_pools: dict[asyncio.AbstractEventLoop, asyncpg.Pool] = {}
 
 
@@ -96,7 +95,7 @@ async def call_pool() -> asyncpg.Pool:
     pool = _call_pools.get(loop)
     if pool is None:
         settings = get_settings()
-        dsn = make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        dsn = with_driver(settings.database_url, "postgresql")  # asyncpg's own DSN form
         # min_size=0: creating the pool connects nothing, so a database that is down fails the
         # request that needed it (503) rather than leaving a broken pool behind.
         created = await asyncpg.create_pool(dsn, min_size=0, max_size=settings.db_pool_size, reset=_nothing_to_reset)
@@ -109,16 +108,13 @@ async def call_pool() -> asyncpg.Pool:
 async def call(sql: str, *args: object) -> list[asyncpg.Record]:
     """One statement (a function call that sets its own tenant context) as its own transaction.
 
-    A refused or dropped connection (restart, shutdown) surfaces as ConnectionError, which the api
-    answers with 503 and Retry-After, as it does for the SQLAlchemy path.
+    The api's problem handlers classify what PostgreSQL answers by SQLSTATE, as for the SQLAlchemy
+    path. A connection asyncpg already knows is closed raises InterfaceError, which carries none:
+    it surfaces as ConnectionError, answered like any lost socket (503 and Retry-After).
     """
     try:
         rows: list[asyncpg.Record] = await (await call_pool()).fetch(sql, *args)
         return rows
-    except asyncpg.PostgresError as exc:
-        if not str(exc.sqlstate).startswith(UNAVAILABLE_SQLSTATES):
-            raise
-        raise ConnectionError(f"database unavailable ({type(exc).__name__})") from exc
     except asyncpg.InterfaceError as exc:
         if "closed" not in str(exc):
             raise  # a usage error, not an outage

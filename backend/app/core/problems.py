@@ -12,8 +12,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core.db import UNAVAILABLE_SQLSTATES
-
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
 
@@ -46,6 +44,7 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
 
 
+UNAVAILABLE_SQLSTATES = ("08", "57P")  # connection exceptions; shutdown, restart, cannot connect now
 RETRY_AFTER_S = "1"
 
 

@@ -132,10 +132,14 @@ def _parse(value: str):  # type: ignore[no-untyped-def]
         raise ValueError("is not a valid database URL") from exc
 
 
+def with_driver(url: str, drivername: str) -> str:
+    """The same database URL (identity, host, options) for another driver."""
+    return make_url(url).set(drivername=drivername).render_as_string(hide_password=False)
+
+
 def to_sync_url(url: str) -> str:
-    """Rewrite any postgresql URL to the psycopg (v3) driver, keeping identity and options."""
-    parsed = make_url(url)
-    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    """Rewrite any postgresql URL to the psycopg (v3) driver."""
+    return with_driver(url, "postgresql+psycopg")
 
 
 def _describe(error: ValidationError) -> str:
