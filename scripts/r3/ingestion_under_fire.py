@@ -112,8 +112,9 @@ def run_step(base_url: str, engine: Engine, args: argparse.Namespace, rate: floa
     }
     raw_pii = database.raw_pii_rows(engine, tenants, plan.raw_pii)
     latency = summary["latency_ms"]["corrected"]
+    behind = generator_fell_behind(summary)
     failures = []
-    if generator_fell_behind(summary):
+    if behind:
         failures.append(f"generator fell behind: {summary['late_starts']} late starts")
     if summary["achieved_rps"] < MIN_ACHIEVED * rate:
         failures.append(f"achieved {summary['achieved_rps']} rps < {MIN_ACHIEVED:.0%} of {rate:g}")
@@ -140,7 +141,7 @@ def run_step(base_url: str, engine: Engine, args: argparse.Namespace, rate: floa
         "p99_9_ms": latency["p99.9"],
         "max_ms": latency["max"],
         "errors": verdict.errors,
-        "generator_behind": generator_fell_behind(summary),
+        "generator_behind": behind,
         "status": "failed" if failures else "passed",
         "failures": failures,
         "window": window,

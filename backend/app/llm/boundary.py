@@ -96,6 +96,9 @@ class Boundary:
     def call(self, ctx: TenantContext, endpoint: str, request_id: str, prompt: str) -> CallOutcome:
         score, tiers = route_by_band(endpoint, prompt)  # 1. router: a tier per budget-pressure band
         models = [self.config.models[tier] for tier in tiers]
+        # Bands often share a model: hash the prompt and price it once per model, not once per band.
+        key_bases = {m: cache_key_base(endpoint, self.config.provider, m, prompt) for m in set(models)}
+        estimates = {m: self.config.estimate_cents(m, prompt) for m in set(models)}
         with self._tx(ctx) as tx:
             admitted = tx.send(  # 1 (the band) and 2-7: claim, kill switch, hourly shutoff, reservation, cache, breaker
                 ROUTE_ADMIT,
@@ -107,8 +110,8 @@ class Boundary:
                     "pressure": list(PRESSURE_THRESHOLDS),
                     "tiers": [tier.value for tier in tiers],
                     "models": models,
-                    "key_bases": [cache_key_base(endpoint, self.config.provider, m, prompt) for m in models],
-                    "estimates": [self.config.estimate_cents(m, prompt) for m in models],
+                    "key_bases": [key_bases[m] for m in models],
+                    "estimates": [estimates[m] for m in models],
                     "provider": self.config.provider,
                     "sha": prompt_sha256(prompt),
                     "hourly_limit": self.config.hourly_limit_cents,
