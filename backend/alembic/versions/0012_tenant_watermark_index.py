@@ -14,11 +14,9 @@ Create Date: 2026-11-23
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from app.core.roles import or_replace, revision_module
 
 revision = "0012"
 down_revision = "0011"
@@ -29,28 +27,19 @@ UNSCOPED = "SELECT coalesce(max(id), 0) FROM outbox WHERE kind = 'attribution_re
 SCOPED = "SELECT coalesce(max(id), 0) FROM outbox WHERE tenant_id = v_tenant AND kind = 'attribution_recompute'"
 
 
-def _revision_0009() -> ModuleType:
-    """llm_admit as 0009 created it: this revision changes one predicate, so it reuses that text."""
-    path = Path(__file__).with_name("0009_llm_boundary_functions.py")
-    spec = importlib.util.spec_from_file_location("revision_0009", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _admit(scoped: bool) -> str:
-    text = str(_revision_0009().ADMIT)
+def admit(scoped: bool) -> str:
+    """llm_admit as 0009 created it, with or without the tenant named: this revision changes one
+    predicate, so it reuses that text (0014 restores the scoped one on its downgrade)."""
+    text = or_replace(str(revision_module("0009_llm_boundary_functions.py").ADMIT))
     assert UNSCOPED in text, "llm_admit no longer holds the watermark query this revision rewrites"
-    text = text.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
     return text.replace(UNSCOPED, SCOPED) if scoped else text
 
 
 def upgrade() -> None:
     op.execute("CREATE INDEX outbox_recompute_by_tenant ON outbox (tenant_id, id) WHERE kind = 'attribution_recompute'")
-    op.execute(_admit(scoped=True))
+    op.execute(admit(scoped=True))
 
 
 def downgrade() -> None:
-    op.execute(_admit(scoped=False))
+    op.execute(admit(scoped=False))
     op.execute("DROP INDEX outbox_recompute_by_tenant")

@@ -162,48 +162,48 @@ _SET_CONTEXT_PIPELINED = pipelined(SET_CONTEXT_SQL)
 
 class Pipeline:
     """A tenant transaction in psycopg pipeline mode. ``send`` queues a statement and returns at once;
-    reading its cursor (``fetchone``/``fetchall``) waits for the server, with every statement queued
-    before it. The server runs statements in the order they were sent, so row locks are still taken
-    in a fixed order, which one statement's CTEs do not guarantee."""
+    the server runs statements in the order they were sent, so row locks are still taken in a fixed
+    order, which one statement's CTEs do not guarantee. Read the cursors after the block, when the
+    commit has answered; reading one inside it waits for the server, in the still-open transaction."""
 
     def __init__(self, conn: psycopg.Connection[object]) -> None:
         self.conn = conn
-        self.committed = False
 
     def send(self, sql: str, params: Mapping[str, Any]) -> psycopg.Cursor[Any]:
-        if self.committed:  # it would open a transaction nobody commits, lost when the pool resets it
-            raise RuntimeError("this unit of work is already committed")
         cursor = self.conn.cursor(row_factory=namedtuple_row)
         cursor.execute(sql, params)
         return cursor
 
-    def commit(self) -> None:
-        """Commit now (waiting for everything queued); the unit of work's own commit then has nothing to do."""
-        self.conn.commit()
-        self.committed = True
-
 
 @contextmanager
 def tenant_pipeline_sync(ctx: TenantContext, engine: Engine | None = None) -> Iterator[Pipeline]:
-    """``tenant_transaction_sync`` in pipeline mode: BEGIN, the tenant context and the first statement
-    travel together, and the commit is one more round trip whatever was queued before it."""
+    """``tenant_transaction_sync`` in one round trip: BEGIN, the tenant context, the statements sent
+    in the block and COMMIT travel together when the block ends, and every answer comes back at once.
+
+    The connection is in autocommit mode for the block and the unit sends BEGIN and COMMIT itself:
+    psycopg's own BEGIN waits for the server's answer before anything else is sent, and its pipeline
+    ends with one more wait, so the same unit cost three round trips."""
     pooled = (engine or sync_engine()).raw_connection()
     conn = pooled.driver_connection
     assert isinstance(conn, psycopg.Connection)
+    conn.autocommit = True
     try:
         with conn.pipeline():
+            conn.execute("BEGIN")
             conn.execute(_SET_CONTEXT_PIPELINED, ctx.as_params())
-            unit = Pipeline(conn)
-            yield unit
-            if not unit.committed:
-                unit.commit()
+            yield Pipeline(conn)
+            conn.execute("COMMIT")
     except BaseException:
         try:
-            conn.rollback()
+            conn.rollback()  # a no-op unless the transaction is still open (or failed)
         except psycopg.Error:
             pooled.invalidate()  # the connection is gone; the pool must not hand it out again
         raise
     finally:
+        try:
+            conn.autocommit = False  # the pool's other users run SQLAlchemy transactions
+        except psycopg.Error:
+            pooled.invalidate()
         pooled.close()
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 OWNER_ROLE = "app_owner"  # NOSUPERUSER; owns the schema and runs migrations
 RUNTIME_ROLE = "app_user"  # the only login of api and worker
@@ -22,6 +25,22 @@ def install_functions(execute: Callable[[str], object], functions: dict[str, str
         execute(body)
         execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
         execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {READ_WRITE_GROUP}")
+
+
+def revision_module(filename: str) -> ModuleType:
+    """An earlier migration revision's module, for a later revision that rewrites or restores the
+    SQL it installed: reusing the text beats copying a hundred lines of PL/pgSQL."""
+    path = Path(__file__).resolve().parents[2] / "alembic" / "versions" / filename
+    spec = importlib.util.spec_from_file_location(f"revision_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def or_replace(create_function: str) -> str:
+    """A CREATE FUNCTION statement that replaces the function if it exists."""
+    return create_function.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
 def drop_functions(execute: Callable[[str], object], functions: dict[str, str]) -> None:

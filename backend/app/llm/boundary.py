@@ -11,9 +11,9 @@ processes agree. The raw prompt is never stored: only its sha256.
 Python decides what needs configuration or the prompt (the tier, the model, prices, the cache key's
 base) and talks to the provider; the state changes of steps 2-7 and of step 9 run in the database
 as ``llm_route_admit`` (the budget share picks the router's band, then ``llm_admit``) and
-``llm_settle`` / ``llm_fail`` (migrations 0009 and 0011), one transaction each. A provider call
-costs two round trips (route, admit and commit; settle and commit), where one statement per step
-cost about eleven.
+``llm_settle`` / ``llm_fail`` (migrations 0009, 0011 and 0014), one transaction each. A provider
+call costs two round trips to PostgreSQL (route, admit and commit; settle and commit), where one
+statement per step cost about eleven.
 """
 
 from __future__ import annotations
@@ -119,9 +119,8 @@ class Boundary:
                     "breaker_open_s": self.config.breaker_open_s,
                 },
             )
-            tx.commit()  # the admission's answer arrives with the commit: one round trip
-            admission = admitted.fetchone()
-            assert admission is not None  # llm_route_admit always returns its one row
+        admission = admitted.fetchone()  # committed with the unit: admission is durable before the provider
+        assert admission is not None  # llm_route_admit always returns its one row
         tier, model = Tier(admission.tier), str(admission.model)
         outcome = CallOutcome(str(admission.call_id), "pending", tier.value, model)
         if admission.verdict == "duplicate":
@@ -167,7 +166,7 @@ class Boundary:
             "completion_tokens": reply.completion_tokens,
             "latency_ms": round(reply.latency_ms, 3),
         }
-        with self._tx(ctx) as tx:  # one round trip: nothing here waits for a result before the commit
+        with self._tx(ctx) as tx:
             tx.send(
                 SETTLE,
                 {
@@ -210,7 +209,8 @@ class Boundary:
     def _stored(self, ctx: TenantContext, call_id: Any) -> CallOutcome:
         """A duplicate delivery: the outcome as the ledger row holds it (pending while the first runs)."""
         with self._tx(ctx) as tx:
-            row = tx.send(EXISTING, {"call_id": call_id}).fetchone()
+            found = tx.send(EXISTING, {"call_id": call_id})
+        row = found.fetchone()
         assert row is not None  # llm_admit found this very row
         return CallOutcome(
             str(row.id),

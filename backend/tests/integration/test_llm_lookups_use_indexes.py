@@ -1,0 +1,65 @@
+"""An LLM call reads the same pages however many answers its tenant has cached and however many
+reservations all tenants have held: the cache lookup and the reservation's return go through an
+index (migration 0013). Counted in pages read, not milliseconds (see test_outbox_watermark).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+from sqlalchemy import Engine, text
+
+from app.core.db import tenant_transaction_sync
+from app.services.tenants import create_tenant
+
+from .test_outbox_watermark import ADMIT, BUDGET, pages_read
+
+pytestmark = pytest.mark.integration
+
+HISTORY = 20_000
+FILL_CALLS = text(
+    "INSERT INTO llm_api_calls (tenant_id, user_id, request_id, endpoint, prompt_sha256, status) "
+    "SELECT :t, :u, 'history-' || g, 'route', repeat('0', 64), 'succeeded' FROM generate_series(1, :n) g"
+)
+FILL_RESERVATIONS = text(
+    "INSERT INTO llm_budget_reservations (tenant_id, user_id, call_id, period_start, amount_cents, status) "
+    "SELECT :t, :u, id, date_trunc('month', now())::date, 1, 'settled' FROM llm_api_calls "
+    "WHERE request_id LIKE 'history-%'"
+)
+FILL_CACHE = text(
+    "INSERT INTO llm_response_cache (tenant_id, cache_key, response) "
+    'SELECT :t, md5(g::text) || md5(g::text), \'{"text": "old"}\' FROM generate_series(1, :n) g'
+)
+CACHED = text('INSERT INTO llm_response_cache (tenant_id, cache_key, response) VALUES (:t, :k, \'{"text": "hit"}\')')
+# Controls: lookups no index can serve read every row, so this history makes a scan visible.
+SCAN_RESERVATIONS = "SELECT count(*) FROM llm_budget_reservations WHERE call_id::text = 'none'"
+SCAN_CACHE = "SELECT count(*) FROM llm_response_cache WHERE cache_key || '' = 'none'"
+
+
+def cache_hit_pages(engine: Engine, history: int) -> tuple[int, dict[str, int]]:
+    """Pages one cache-hit llm_admit reads for a new tenant with ``history`` earlier calls, each with
+    its reservation and cached answer, and what the control scans read."""
+    with engine.begin() as conn:
+        tenant = create_tenant(conn, f"history-{uuid.uuid4().hex[:6]}", user_id="probe")
+    params = {"t": tenant.tenant_id, "u": tenant.context.user_id, "n": history}
+    # The key llm_admit computes for 'key-base' while the tenant has no outbox rows (watermark 0).
+    hit_key = hashlib.sha256(b"key-base:0").hexdigest()
+    with tenant_transaction_sync(tenant.context, engine) as conn:
+        for fill in (BUDGET, FILL_CALLS, FILL_RESERVATIONS, FILL_CACHE):
+            conn.execute(fill, params)
+        conn.execute(CACHED, {"t": tenant.tenant_id, "k": hit_key})
+    with tenant_transaction_sync(tenant.context, engine) as conn:
+        scans = {"reservations": pages_read(conn, SCAN_RESERVATIONS), "cache": pages_read(conn, SCAN_CACHE)}
+        pages_read(conn, ADMIT.format(request="warm-up"))  # the first call also reads the catalogs to plan
+        verdict = conn.execute(text(ADMIT.format(request="verdict"))).one().verdict
+        assert verdict == "cached", "the measured call must take the cache-hit path (lookup, then return)"
+        return pages_read(conn, ADMIT.format(request="measured")), scans
+
+
+def test_a_cache_hit_reads_no_more_pages_with_a_long_history(runtime_engine: Engine) -> None:
+    fresh, _ = cache_hit_pages(runtime_engine, history=0)
+    long, scans = cache_hit_pages(runtime_engine, history=HISTORY)
+    assert min(scans.values()) > 100, f"the controls should scan the history ({scans} pages)"
+    assert long <= fresh + 30, f"a cache hit read {long} pages with a long history, {fresh} without; scans {scans}"

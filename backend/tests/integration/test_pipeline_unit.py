@@ -1,0 +1,126 @@
+"""The pipelined tenant unit of work (the LLM boundary's): one round trip, all or nothing, and a
+pooled connection handed back exactly as it was taken.
+
+Round trips are counted in the wire protocol (libpq's trace of what the client sent), not timed:
+each wait for the server is one Sync message.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import pq
+from sqlalchemy import Engine, text
+
+from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
+from app.core.tenancy import SET_CONTEXT_SQL, TenantContext
+from app.services.tenants import create_tenant
+from scripts.topology import Topology
+
+from ..conftest import engine_for
+
+pytestmark = pytest.mark.integration
+
+INSERT_EVENT = pipelined(
+    "INSERT INTO attribution_events (tenant_id, platform, external_event_id, event_type, occurred_at) "
+    "VALUES (:t, 'stripe', :e, 'conversion', now())"
+)
+COUNT_EVENT = text("SELECT count(*) FROM attribution_events WHERE external_event_id = :e")
+
+
+@contextmanager
+def syncs_sent(conn: psycopg.Connection[object]) -> Iterator[list[int]]:
+    """Count the Sync messages the client sends while the block runs (one per wait for the server);
+    the count is in the list once the block has ended."""
+    counted: list[int] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "trace"
+        with path.open("w") as trace:
+            conn.pgconn.trace(trace.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            try:
+                yield counted
+            finally:
+                conn.pgconn.untrace()  # flushes libpq's buffer
+        sent = [line.split("\t") for line in path.read_text().splitlines()]
+        counted.append(sum(1 for fields in sent if fields[0] == "F" and fields[2:3] == ["Sync"]))
+
+
+@contextmanager
+def one_connection_pool(url: str) -> Iterator[Engine]:
+    engine = engine_for(url, pool_size=1, max_overflow=0)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def tenant(runtime_engine: Engine) -> TenantContext:
+    """A tenant of this module's own: the rows written here must not change other tests' counts."""
+    with runtime_engine.begin() as conn:
+        return create_tenant(conn, f"pipeline-{uuid.uuid4().hex[:6]}").context
+
+
+def test_a_unit_of_work_is_one_round_trip(topology: Topology, tenant: TenantContext) -> None:
+    assert topology.dsns is not None
+    ctx = tenant
+    with one_connection_pool(topology.dsns.runtime_sync) as engine:
+        raw = engine.raw_connection()
+        conn = raw.driver_connection
+        assert isinstance(conn, psycopg.Connection)
+        raw.close()  # back to the pool: the unit below checks out this same connection
+        with syncs_sent(conn) as ours, tenant_pipeline_sync(ctx, engine) as unit:
+            unit.send(INSERT_EVENT, {"t": ctx.tenant_id, "e": f"one-trip-{uuid.uuid4().hex}"})
+            unit.send(pipelined("SELECT 1"), {})
+        # Control: the same statements in psycopg's own transaction, in pipeline mode, wait three times
+        # (after its BEGIN, at the commit, at the pipeline's end), so the count above can tell.
+        with syncs_sent(conn) as theirs, conn.pipeline():
+            conn.execute(pipelined(SET_CONTEXT_SQL), ctx.as_params())
+            conn.execute(INSERT_EVENT, {"t": ctx.tenant_id, "e": f"control-{uuid.uuid4().hex}"})
+            conn.execute(pipelined("SELECT 1"))
+            conn.commit()
+    assert ours == [1], f"the unit waited for the server {ours} times"
+    assert theirs == [3], f"the control waited {theirs} times; the counter may not see Syncs"
+
+
+def test_the_commit_is_done_when_the_block_ends(runtime_engine: Engine, tenant: TenantContext) -> None:
+    ctx, event = tenant, f"durable-{uuid.uuid4().hex}"
+    with tenant_pipeline_sync(ctx, runtime_engine) as unit:
+        unit.send(INSERT_EVENT, {"t": ctx.tenant_id, "e": event})
+    with tenant_transaction_sync(ctx, runtime_engine) as conn:  # another connection of the pool
+        assert conn.execute(COUNT_EVENT, {"e": event}).scalar_one() == 1
+
+
+@pytest.mark.parametrize("failure", ["raised in the block", "refused by the server"])
+def test_a_failed_unit_leaves_nothing_and_a_clean_connection(
+    topology: Topology, tenant: TenantContext, failure: str
+) -> None:
+    assert topology.dsns is not None
+    ctx, event = tenant, f"failed-{uuid.uuid4().hex}"
+    with one_connection_pool(topology.dsns.runtime_sync) as engine:
+        with pytest.raises((RuntimeError, psycopg.Error)):  # noqa: SIM117
+            with tenant_pipeline_sync(ctx, engine) as unit:
+                unit.send(INSERT_EVENT, {"t": ctx.tenant_id, "e": event})
+                if failure == "raised in the block":
+                    raise RuntimeError("the caller gave up")
+                unit.send(pipelined("SELECT 1 / 0"), {})
+        raw = engine.raw_connection()  # the one pooled connection, handed back
+        conn = raw.driver_connection
+        assert isinstance(conn, psycopg.Connection)
+        assert conn.autocommit is False
+        assert conn.info.transaction_status == pq.TransactionStatus.IDLE
+        raw.close()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT current_setting('app.current_tenant_id', true)")).scalar_one() in (
+                "",
+                None,
+            )
+        with tenant_transaction_sync(ctx, engine) as conn:
+            assert conn.execute(COUNT_EVENT, {"e": event}).scalar_one() == 0
