@@ -3,7 +3,7 @@
 The api is async (asyncpg); the worker and operator probes are sync (psycopg). Both open a
 transaction, set the tenant context with the same statement, and commit or roll back as one.
 A hot path whose statements can be issued before their results are read uses the pipelined
-variant, which costs one round trip per result it waits for instead of one per statement.
+variant: the whole unit of work, BEGIN to COMMIT, is one round trip.
 
 The webhook intake goes further: each of its round trips is one call of a server-side function
 that sets the tenant context itself, made on a plain asyncpg pool (``call``) with no SQLAlchemy
