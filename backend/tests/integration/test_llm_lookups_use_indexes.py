@@ -13,7 +13,9 @@ from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
 from app.services.tenants import create_tenant
+from scripts.topology import Topology
 
+from ..conftest import engine_for
 from .test_outbox_watermark import ADMIT, BUDGET, pages_read
 
 pytestmark = pytest.mark.integration
@@ -38,7 +40,7 @@ SCAN_RESERVATIONS = "SELECT count(*) FROM llm_budget_reservations WHERE call_id:
 SCAN_CACHE = "SELECT count(*) FROM llm_response_cache WHERE cache_key || '' = 'none'"
 
 
-def cache_hit_pages(engine: Engine, history: int) -> tuple[int, dict[str, int]]:
+def cache_hit_pages(engine: Engine, owner: Engine, history: int) -> tuple[int, dict[str, int]]:
     """Pages one cache-hit llm_admit reads for a new tenant with ``history`` earlier calls, each with
     its reservation and cached answer, and what the control scans read."""
     with engine.begin() as conn:
@@ -50,16 +52,28 @@ def cache_hit_pages(engine: Engine, history: int) -> tuple[int, dict[str, int]]:
         for fill in (BUDGET, FILL_CALLS, FILL_RESERVATIONS, FILL_CACHE):
             conn.execute(fill, params)
         conn.execute(CACHED, {"t": tenant.tenant_id, "k": hit_key})
+    # As autovacuum would soon: fresh statistics, and plans cached while the tables were small
+    # (a scan of one page beats any index) are planned again.
+    with owner.begin() as conn:
+        conn.execute(text("ANALYZE llm_api_calls, llm_budget_reservations, llm_response_cache"))
     with tenant_transaction_sync(tenant.context, engine) as conn:
         scans = {"reservations": pages_read(conn, SCAN_RESERVATIONS), "cache": pages_read(conn, SCAN_CACHE)}
         pages_read(conn, ADMIT.format(request="warm-up"))  # the first call also reads the catalogs to plan
         verdict = conn.execute(text(ADMIT.format(request="verdict"))).one().verdict
         assert verdict == "cached", "the measured call must take the cache-hit path (lookup, then return)"
-        return pages_read(conn, ADMIT.format(request="measured")), scans
+        # The lower of two: a call that happens to plan again (autovacuum's statistics invalidate
+        # cached plans) also reads the catalogs, which says nothing about the lookups.
+        measured = min(pages_read(conn, ADMIT.format(request=f"measured-{n}")) for n in range(2))
+        return measured, scans
 
 
-def test_a_cache_hit_reads_no_more_pages_with_a_long_history(runtime_engine: Engine) -> None:
-    fresh, _ = cache_hit_pages(runtime_engine, history=0)
-    long, scans = cache_hit_pages(runtime_engine, history=HISTORY)
+def test_a_cache_hit_reads_no_more_pages_with_a_long_history(runtime_engine: Engine, topology: Topology) -> None:
+    assert topology.dsns is not None
+    owner = engine_for(topology.dsns.migration)
+    try:
+        fresh, _ = cache_hit_pages(runtime_engine, owner, history=0)
+        long, scans = cache_hit_pages(runtime_engine, owner, history=HISTORY)
+    finally:
+        owner.dispose()
     assert min(scans.values()) > 100, f"the controls should scan the history ({scans} pages)"
     assert long <= fresh + 30, f"a cache hit read {long} pages with a long history, {fresh} without; scans {scans}"
