@@ -23,6 +23,7 @@ from scripts.r3.openloop import Outcome, RunRecord, fire
 from scripts.r3.storms import StormPlan, judge
 
 
+@pytest.mark.timing
 def test_the_schedule_holds_and_latency_matches_a_known_service_time() -> None:
     with null_server.running(delay_ms=40) as url:
         record = asyncio.run(fire(url, null_shot, rate=100, duration_s=3))
@@ -39,6 +40,7 @@ def test_the_schedule_holds_and_latency_matches_a_known_service_time() -> None:
     assert summary["latency_ms"]["uncorrected"]["p50"] <= corrected["p50"]
 
 
+@pytest.mark.timing
 def test_requests_leave_on_schedule_even_when_the_server_is_slower_than_the_rate() -> None:
     """Open loop: a 300 ms server at 50 rps has ~15 requests in flight; a closed loop would send 3/s."""
     with null_server.running(delay_ms=300) as url:
@@ -59,6 +61,7 @@ def test_latency_counts_from_the_intended_start() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_generator_agrees_with_k6_on_the_null_endpoint() -> None:
     """Two tries: a neighbour (another test's topology) can steal the generator's core for a moment;
     a generator that measures wrongly disagrees every time."""
