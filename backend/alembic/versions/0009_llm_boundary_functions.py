@@ -55,10 +55,34 @@ RETURNS void LANGUAGE sql AS $$
 $$
 """
 
+# Step 7, the last of admission; later revisions of llm_admit (0014) reuse it as it is.
+BREAKER_STEP = """\
+    -- 7. circuit breaker. Closed: go. Open and cooling down: no. Open and cooled down: exactly one
+    -- half-open trial (the row lock makes it one).
+    SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
+    IF NOT FOUND THEN  -- first call to this model: create the row, then lock it like any other
+        INSERT INTO llm_breaker_state (provider, model) VALUES (p_provider, p_model) ON CONFLICT DO NOTHING;
+        SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
+    END IF;
+    breaker_clean := v_breaker.state = 'closed' AND v_breaker.consecutive_failures = 0;
+    IF v_breaker.state <> 'closed' THEN
+        IF coalesce(CASE WHEN v_breaker.state = 'open' THEN v_breaker.opened_at ELSE v_breaker.updated_at END,
+                    '-infinity') > now() - make_interval(secs => p_breaker_open_s) THEN
+            PERFORM llm_release(call_id, 0);
+            blocked_reason := 'breaker_open';
+            PERFORM llm_finish(call_id, 'blocked', blocked_reason, NULL, false, false, NULL);
+            RETURN;
+        END IF;
+        UPDATE llm_breaker_state SET state = 'half_open', updated_at = now()
+        WHERE provider = p_provider AND model = p_model;
+    END IF;
+    verdict := 'admitted';"""
+
 # Steps 2-7. Returns the claimed row's id and what happened: 'duplicate' (another delivery owns the
 # claim), 'blocked' with a reason, 'cached' with the answer, or 'admitted' (go to the provider; the
 # estimate is held). breaker_clean says a success has no breaker state to reset.
-ADMIT = """
+ADMIT = (
+    """
 CREATE FUNCTION llm_admit(
     p_request_id text, p_endpoint text, p_complexity numeric, p_tier text, p_provider text, p_model text,
     p_prompt_sha256 text, p_key_base text, p_estimate numeric, p_hourly_limit numeric,
@@ -125,28 +149,12 @@ BEGIN
         verdict := 'cached';
         RETURN;
     END IF;
-    -- 7. circuit breaker. Closed: go. Open and cooling down: no. Open and cooled down: exactly one
-    -- half-open trial (the row lock makes it one).
-    SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
-    IF NOT FOUND THEN  -- first call to this model: create the row, then lock it like any other
-        INSERT INTO llm_breaker_state (provider, model) VALUES (p_provider, p_model) ON CONFLICT DO NOTHING;
-        SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
-    END IF;
-    breaker_clean := v_breaker.state = 'closed' AND v_breaker.consecutive_failures = 0;
-    IF v_breaker.state <> 'closed' THEN
-        IF coalesce(CASE WHEN v_breaker.state = 'open' THEN v_breaker.opened_at ELSE v_breaker.updated_at END,
-                    '-infinity') > now() - make_interval(secs => p_breaker_open_s) THEN
-            PERFORM llm_release(call_id, 0);
-            blocked_reason := 'breaker_open';
-            PERFORM llm_finish(call_id, 'blocked', blocked_reason, NULL, false, false, NULL);
-            RETURN;
-        END IF;
-        UPDATE llm_breaker_state SET state = 'half_open', updated_at = now()
-        WHERE provider = p_provider AND model = p_model;
-    END IF;
-    verdict := 'admitted';
+"""
+    + BREAKER_STEP
+    + """
 END $$
 """
+)
 
 # Step 9 after a provider success: spend the reservation, count the hour, distill, cache, finish
 # the row, and reset a breaker that was not clean.

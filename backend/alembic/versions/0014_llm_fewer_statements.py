@@ -25,6 +25,8 @@ from alembic import op
 
 from app.core.roles import or_replace, revision_module
 
+FIRST = revision_module("0009_llm_boundary_functions.py")  # step 7 of admission is unchanged
+
 revision = "0014"
 down_revision = "0013"
 branch_labels = None
@@ -61,7 +63,8 @@ END $$
 
 # Steps 2-7, as 0009 describes them: 'duplicate', 'blocked' with a reason, 'cached' with the
 # answer, or 'admitted' with the estimate held.
-ADMIT = """
+ADMIT = (
+    """
 CREATE OR REPLACE FUNCTION llm_admit(
     p_request_id text, p_endpoint text, p_complexity numeric, p_tier text, p_provider text, p_model text,
     p_prompt_sha256 text, p_key_base text, p_estimate numeric, p_hourly_limit numeric,
@@ -129,28 +132,12 @@ BEGIN
         verdict := 'cached';
         RETURN;
     END IF;
-    -- 7. circuit breaker. Closed: go. Open and cooling down: no. Open and cooled down: exactly one
-    -- half-open trial (the row lock makes it one).
-    SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
-    IF NOT FOUND THEN  -- first call to this model: create the row, then lock it like any other
-        INSERT INTO llm_breaker_state (provider, model) VALUES (p_provider, p_model) ON CONFLICT DO NOTHING;
-        SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
-    END IF;
-    breaker_clean := v_breaker.state = 'closed' AND v_breaker.consecutive_failures = 0;
-    IF v_breaker.state <> 'closed' THEN
-        IF coalesce(CASE WHEN v_breaker.state = 'open' THEN v_breaker.opened_at ELSE v_breaker.updated_at END,
-                    '-infinity') > now() - make_interval(secs => p_breaker_open_s) THEN
-            PERFORM llm_release(call_id, 0);
-            blocked_reason := 'breaker_open';
-            PERFORM llm_finish(call_id, 'blocked', blocked_reason, NULL, false, false, NULL);
-            RETURN;
-        END IF;
-        UPDATE llm_breaker_state SET state = 'half_open', updated_at = now()
-        WHERE provider = p_provider AND model = p_model;
-    END IF;
-    verdict := 'admitted';
+"""
+    + FIRST.BREAKER_STEP
+    + """
 END $$
 """
+)
 
 ROUTE_ADMIT = """
 CREATE OR REPLACE FUNCTION llm_route_admit(
@@ -236,8 +223,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    first = revision_module("0009_llm_boundary_functions.py")
-    for function in (first.RELEASE, first.FINISH, first.SETTLE):
+    for function in (FIRST.RELEASE, FIRST.FINISH, FIRST.SETTLE):
         op.execute(or_replace(function))
     op.execute(revision_module("0012_tenant_watermark_index.py").admit(scoped=True))
     op.execute(or_replace(revision_module("0011_llm_route_admit.py").ROUTE_ADMIT))
