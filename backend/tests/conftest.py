@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,10 +61,18 @@ def engine_for(url: str, **kwargs: object) -> Engine:
     return create_engine(to_sync_url(url), **kwargs)  # type: ignore[arg-type]
 
 
-def disposed_after(url: str) -> Iterator[Engine]:
-    engine = engine_for(url)
-    yield engine
-    engine.dispose()
+def disposed_after(url: str, **kwargs: object) -> Iterator[Engine]:
+    engine = engine_for(url, **kwargs)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def one_connection_pool(url: str) -> Iterator[Engine]:
+    """An engine whose pool holds one connection: each checkout gets the same session back."""
+    yield from disposed_after(url, pool_size=1, max_overflow=0)
 
 
 @pytest.fixture(scope="session")

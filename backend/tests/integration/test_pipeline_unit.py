@@ -23,7 +23,7 @@ from app.core.tenancy import SET_CONTEXT_SQL, TenantContext
 from app.services.tenants import create_tenant
 from scripts.topology import Topology
 
-from ..conftest import engine_for
+from ..conftest import one_connection_pool
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +50,6 @@ def syncs_sent(conn: psycopg.Connection[object]) -> Iterator[list[int]]:
                 conn.pgconn.untrace()  # flushes libpq's buffer
         sent = [line.split("\t") for line in path.read_text().splitlines()]
         counted.append(sum(1 for fields in sent if fields[0] == "F" and fields[2:3] == ["Sync"]))
-
-
-@contextmanager
-def one_connection_pool(url: str) -> Iterator[Engine]:
-    engine = engine_for(url, pool_size=1, max_overflow=0)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")

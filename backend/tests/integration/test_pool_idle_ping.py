@@ -11,14 +11,11 @@ from sqlalchemy.exc import OperationalError
 from app.core.db import ping_when_idle
 from scripts.topology import Topology
 
+from ..conftest import one_connection_pool
+
 pytestmark = pytest.mark.integration
 
 BACKEND_PID = text("SELECT pg_backend_pid()")
-
-
-def one_connection_pool(topology: Topology, idle_s: float) -> Engine:
-    assert topology.dsns is not None
-    return ping_when_idle(create_engine(topology.dsns.runtime_sync, pool_size=1, max_overflow=0), idle_s)
 
 
 def kill_pooled_backend(engine: Engine) -> int:
@@ -34,17 +31,19 @@ def kill_pooled_backend(engine: Engine) -> int:
 
 
 def test_an_idle_dead_connection_is_replaced_on_checkout(topology: Topology) -> None:
-    engine = one_connection_pool(topology, idle_s=0.1)
-    dead = kill_pooled_backend(engine)
-    with engine.connect() as conn:
-        assert conn.execute(BACKEND_PID).scalar_one() != dead
-    engine.dispose()
+    assert topology.dsns is not None
+    with one_connection_pool(topology.dsns.runtime_sync) as engine:
+        ping_when_idle(engine, idle_s=0.1)
+        dead = kill_pooled_backend(engine)
+        with engine.connect() as conn:
+            assert conn.execute(BACKEND_PID).scalar_one() != dead
 
 
 def test_without_the_idle_ping_the_dead_connection_fails_its_first_use(topology: Topology) -> None:
     """Negative control: the same dead connection, checked out before the idle threshold."""
-    engine = one_connection_pool(topology, idle_s=600)
-    kill_pooled_backend(engine)
-    with pytest.raises(OperationalError), engine.connect() as conn:
-        conn.execute(BACKEND_PID)
-    engine.dispose()
+    assert topology.dsns is not None
+    with one_connection_pool(topology.dsns.runtime_sync) as engine:
+        ping_when_idle(engine, idle_s=600)
+        kill_pooled_backend(engine)
+        with pytest.raises(OperationalError), engine.connect() as conn:
+            conn.execute(BACKEND_PID)

@@ -14,6 +14,7 @@ from app.core.tenancy import TenantContext
 from scripts.harness import sync_dsn
 from scripts.topology import Topology
 
+from ..conftest import one_connection_pool
 from .conftest import TwoTenants, engine_for
 
 COUNT_EVENTS = text("SELECT count(*) FROM attribution_events")
@@ -70,8 +71,7 @@ def test_context_does_not_leak_between_transactions_on_one_pooled_connection(
     topology: Topology, two_tenants: TwoTenants
 ) -> None:
     assert topology.dsns is not None
-    engine = engine_for(topology.dsns.runtime_sync, pool_size=1, max_overflow=0)
-    try:
+    with one_connection_pool(topology.dsns.runtime_sync) as engine:
         with tenant_transaction_sync(two_tenants.a.context, engine) as conn:
             first_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
             assert conn.execute(COUNT_EVENTS).scalar_one() == 1
@@ -84,8 +84,6 @@ def test_context_does_not_leak_between_transactions_on_one_pooled_connection(
             assert conn.execute(COUNT_EVENTS).scalar_one() == 0
         with tenant_transaction_sync(two_tenants.b.context, engine) as conn:
             assert {row[0] for row in conn.execute(TENANT_IDS)} == {two_tenants.b.tenant_id}
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize(
