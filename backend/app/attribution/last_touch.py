@@ -2,7 +2,10 @@
 inside the lookback window. Ties break on (occurred_at, external_event_id, id), so reruns match.
 
 The whole tenant is recomputed under a per-tenant advisory lock: bursts of events coalesce into
-one recompute, and two recomputes of one tenant never interleave.
+one recompute, and two recomputes of one tenant never interleave. The statements name the tenant
+although row-level security scopes them: the events table's policy also admits the metrics scope
+(tenant OR scope), which no index answers, so without the name each recompute read every tenant's
+events.
 """
 
 from __future__ import annotations
@@ -12,10 +15,9 @@ import uuid
 from sqlalchemy import Connection, text
 
 LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtextextended('last_touch:' || :tenant_id, 0))")
-CLEAR_SQL = text("DELETE FROM attribution_results WHERE model = 'last_touch'")
-RECOMPUTE_SQL = text(
-    """
-    INSERT INTO attribution_results (tenant_id, model, day, channel, revenue_cents, conversions)
+CLEAR_SQL = text("DELETE FROM attribution_results WHERE tenant_id = :tenant_id AND model = 'last_touch'")
+# The tenant's last-touch rows: each conversion with the latest touchpoint inside the lookback.
+LAST_TOUCH_ROWS = """
     SELECT c.tenant_id, 'last_touch', (c.occurred_at AT TIME ZONE 'UTC')::date,
            coalesce(t.channel, 'unattributed'), sum(coalesce(c.revenue_cents, 0)), count(*)
     FROM attribution_events c
@@ -28,9 +30,11 @@ RECOMPUTE_SQL = text(
         ORDER BY tp.occurred_at DESC, tp.external_event_id DESC, tp.id DESC
         LIMIT 1
     ) t ON true
-    WHERE c.event_type = 'conversion'
+    WHERE c.tenant_id = :tenant_id AND c.event_type = 'conversion'
     GROUP BY 1, 2, 3, 4
-    """
+"""
+RECOMPUTE_SQL = text(
+    "INSERT INTO attribution_results (tenant_id, model, day, channel, revenue_cents, conversions)" + LAST_TOUCH_ROWS
 )
 COMPLETE_OUTBOX_SQL = text(
     "UPDATE outbox SET completed_at = now() "
@@ -49,6 +53,6 @@ def recompute(conn: Connection, tenant_id: uuid.UUID, lookback_days: int, up_to_
         # row committed between a recompute and a later completion would be marked done for an
         # event the recompute never saw. Rows completed first are all visible to the recompute.
         conn.execute(COMPLETE_OUTBOX_SQL, {"tenant_id": tenant_id, "up_to": up_to_outbox_id})
-    conn.execute(CLEAR_SQL)
-    written = conn.execute(RECOMPUTE_SQL, {"lookback_days": lookback_days}).rowcount
+    conn.execute(CLEAR_SQL, {"tenant_id": tenant_id})
+    written = conn.execute(RECOMPUTE_SQL, {"tenant_id": tenant_id, "lookback_days": lookback_days}).rowcount
     return int(written)
