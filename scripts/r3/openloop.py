@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import uvloop
 from hdrh.histogram import HdrHistogram
+
+from scripts.r3 import http1
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 LATE_START_MS = 10.0  # a request that left this much after its due time counts as a late start
@@ -143,17 +144,6 @@ def percentiles(hist: HdrHistogram) -> dict[str, float]:
     return values
 
 
-class _ConnectionClock:
-    """Remembers when each request stopped waiting for a pooled connection (aiohttp trace hook)."""
-
-    def __init__(self) -> None:
-        self.config = aiohttp.TraceConfig()
-        self.config.on_connection_queued_end.append(self._dequeued)
-
-    async def _dequeued(self, session: Any, ctx: Any, params: Any) -> None:
-        ctx.trace_request_ctx["connected"] = time.perf_counter()
-
-
 async def fire(
     base_url: str,
     make_shot: Callable[[int], Shot],
@@ -167,46 +157,32 @@ async def fire(
     if rate <= 0 or duration_s <= 0:
         raise ValueError("rate and duration must be positive")
     total = max(1, round(rate * duration_s))
-    clock = _ConnectionClock()
+    origin = http1.Origin.parse(base_url)
+    pool = http1.ConnectionPool(origin, connections)
     outcomes: list[Outcome] = []
-    connector = aiohttp.TCPConnector(limit=connections, force_close=False, enable_cleanup_closed=True)
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with aiohttp.ClientSession(
-        base_url, connector=connector, timeout=timeout, trace_configs=[clock.config]
-    ) as session:
-        loop = asyncio.get_running_loop()
-        start = time.perf_counter() + 0.05
+    loop = asyncio.get_running_loop()
+    start = time.perf_counter() + 0.05
 
-        async def one(index: int, due: float) -> None:
-            started = time.perf_counter()
-            shot = make_shot(index)
-            ctx: dict[str, float] = {}
-            status: int | None = None
-            error: str | None = None
-            try:
-                async with session.request(
-                    shot.method, shot.path, data=shot.body, headers=shot.headers, trace_request_ctx=ctx
-                ) as response:
-                    await response.read()
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                error = type(exc).__name__
-            done = time.perf_counter()
-            connected = max(started, ctx.get("connected", started))
-            outcomes.append(
-                Outcome(
-                    index,
-                    shot.kind,
-                    shot.tag,
-                    due - start,
-                    started - start,
-                    connected - start,
-                    done - start,
-                    status,
-                    error,
-                )
+    async def one(index: int, due: float) -> None:
+        started = time.perf_counter()
+        shot = make_shot(index)
+        request = http1.build_request(origin, shot.method, shot.path, shot.headers, shot.body)
+        status: int | None = None
+        error: str | None = None
+        connected = started
+        try:
+            async with asyncio.timeout(timeout_s):  # no extra task per request, unlike wait_for
+                status, connected = await http1.send(pool, request)
+        except (TimeoutError, OSError, http1.ProtocolError) as exc:
+            error = type(exc).__name__
+        done = time.perf_counter()
+        outcomes.append(
+            Outcome(
+                index, shot.kind, shot.tag, due - start, started - start, connected - start, done - start, status, error
             )
+        )
 
+    try:
         tasks: set[asyncio.Task[None]] = set()
         index = 0
         while index < total:
@@ -222,6 +198,8 @@ async def fire(
         if tasks:
             await asyncio.gather(*tasks)
         wall_end = time.perf_counter()
+    finally:
+        pool.close()
     outcomes.sort(key=lambda o: o.index)
     return RunRecord(rate, duration_s, outcomes, wall_end - start, schedule_end - start, start)
 
