@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -14,21 +13,17 @@ from app.api.openapi import install_openapi
 from app.core.db import close_call_pools
 from app.core.problems import install_problem_handlers
 from app.core.settings import get_settings
-from app.services.outbox import run_relay
 from app.worker.celery_app import pool_result_sessions
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Run the outbox relay beside the api for as long as it serves."""
+    """Pooled result-backend sessions while serving; the intake's pools closed after. (The outbox
+    relay runs in the worker: ``app.worker.relay``.)"""
     pool_result_sessions()
-    stop = asyncio.Event()
-    relay = asyncio.create_task(run_relay(get_settings(), stop))
     try:
         yield
     finally:
-        stop.set()
-        await asyncio.wait_for(relay, timeout=10)
         await close_call_pools()
 
 

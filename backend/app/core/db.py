@@ -127,6 +127,13 @@ async def close_call_pools() -> None:
     _call_pools.clear()
 
 
+async def dispose_async_engine() -> None:
+    """Close the async engine's pooled connections while their event loop still runs."""
+    if async_engine.cache_info().currsize:
+        await async_engine().dispose()
+    async_engine.cache_clear()
+
+
 def reset_engines_after_fork() -> None:
     """Prefork children must not share the parent's sockets; drop inherited pools without closing them."""
     if sync_engine.cache_info().currsize:

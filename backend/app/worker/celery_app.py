@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError, PendingRollbackError
 from app.core.db import reset_engines_after_fork
 from app.core.settings import Settings, get_settings
 from app.worker.queues import QUEUES
+from app.worker.relay import OutboxRelay
 
 PROBE_TASK = "app.worker.tasks.probe"
 
@@ -48,6 +49,7 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_redirect_stdouts=False,
         timezone="UTC",
     )
+    app.steps["worker"].add(OutboxRelay)
     return app
 
 

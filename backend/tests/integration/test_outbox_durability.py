@@ -66,8 +66,8 @@ def test_broker_write_failure_is_retried(
             response = post_webhook(api, "touchpoints", tenant, {**TOUCH, "event_id": "tp-broker-down"})
         assert response.status_code == 202  # acknowledged: event and outbox row are committed
         eventually(lambda: outbox_state(runtime, tenant)["total"] == 1, timeout_s=5)
-        api_log = durable.processes["api"].log_path
-        eventually(lambda: "relay pass failed" in api_log.read_text(), timeout_s=10)  # passes fail meanwhile
+        relay_log = durable.processes["worker"].log_path  # the relay runs in the worker (app.worker.relay)
+        eventually(lambda: "relay pass failed" in relay_log.read_text(), timeout_s=10)  # passes fail meanwhile
         assert outbox_state(runtime, tenant) == {"pending": 1, "completed": 0, "total": 1}
     finally:
         with owner.begin() as conn:
