@@ -96,3 +96,20 @@ def test_only_plain_http_urls_are_accepted() -> None:
     with pytest.raises(ValueError, match="plain http"):
         http1.Origin.parse("https://example.test")
     assert http1.Origin.parse("http://127.0.0.1:8080") == http1.Origin("127.0.0.1", 8080)
+
+
+def test_a_connection_idle_past_the_limit_is_replaced_not_reused() -> None:
+    """A server drops idle connections after its keep-alive timeout; reusing one that idled that
+    long risks writing a request into a connection whose close is already on the way."""
+
+    async def opened_after_a_pause(max_idle_s: float) -> int:
+        async with server() as (url, connections):
+            pool = http1.ConnectionPool(http1.Origin.parse(url), limit=2, max_idle_s=max_idle_s)
+            await http1.send(pool, request(pool, "/length"))
+            await asyncio.sleep(0.1)
+            await http1.send(pool, request(pool, "/length"))
+            pool.close()
+            return len(connections)
+
+    assert asyncio.run(opened_after_a_pause(max_idle_s=0.05)) == 2
+    assert asyncio.run(opened_after_a_pause(max_idle_s=5.0)) == 1  # control: inside the limit, reused

@@ -7,6 +7,7 @@ generator itself (its schedule, its latency accounting) and the bookkeeping of i
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import uuid
 
@@ -19,7 +20,7 @@ from scripts.r3 import null_server
 from scripts.r3.ingestion_under_fire import PROFILES, generator_fell_behind
 from scripts.r3.k6_crosscheck import compare, crosscheck
 from scripts.r3.null_server import null_shot
-from scripts.r3.openloop import Outcome, RunRecord, fire
+from scripts.r3.openloop import Outcome, RunRecord, Shot, fire
 from scripts.r3.storms import StormPlan, judge
 
 
@@ -49,6 +50,22 @@ def test_requests_leave_on_schedule_even_when_the_server_is_slower_than_the_rate
     assert summary["send_rps"] >= 49
     assert summary["late_starts"] <= 5  # scheduling noise on a busy box (3 of 100 seen); closed loop: ~97
     assert summary["latency_ms"]["corrected"]["p50"] >= 300
+
+
+def test_the_collector_is_off_while_requests_are_due_and_back_on_after() -> None:
+    """A full collection in the generator would hold up requests and charge the wait to the server."""
+    seen: list[bool] = []
+
+    def shot(index: int) -> Shot:
+        seen.append(gc.isenabled())
+        return null_shot(index)
+
+    assert gc.isenabled()
+    with null_server.running() as url:
+        record = asyncio.run(fire(url, shot, rate=50, duration_s=1))
+    assert record.summary()["answered"] == 50
+    assert seen == [False] * 50
+    assert gc.isenabled()
 
 
 def test_latency_counts_from_the_intended_start() -> None:

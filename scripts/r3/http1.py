@@ -154,21 +154,31 @@ class _Connection(asyncio.Protocol):
             self._parser, self._waiter = None, None
 
 
-class ConnectionPool:
-    """At most ``limit`` connections to one origin; a request waits for a free one beyond that."""
+MAX_IDLE_S = 2.0  # well inside common server keep-alive timeouts (uvicorn's: 5 s)
 
-    def __init__(self, origin: Origin, limit: int) -> None:
+
+class ConnectionPool:
+    """At most ``limit`` connections to one origin; a request waits for a free one beyond that.
+
+    A connection idle for ``max_idle_s`` is closed rather than reused: a server closes idle
+    connections after its keep-alive timeout, and a request written just as its close is on the
+    way is lost with the connection (a transport error that says nothing about the server).
+    """
+
+    def __init__(self, origin: Origin, limit: int, max_idle_s: float = MAX_IDLE_S) -> None:
         self.origin = origin
         self.limit = limit
-        self._idle: collections.deque[_Connection] = collections.deque()
+        self.max_idle_s = max_idle_s
+        self._idle: collections.deque[tuple[_Connection, float]] = collections.deque()
         self._open = 0
         self._waiting: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
 
     async def acquire(self) -> _Connection:
         while self._idle:
-            connection = self._idle.pop()
-            if not connection.closed:
+            connection, idle_since = self._idle.pop()
+            if not connection.closed and time.perf_counter() - idle_since < self.max_idle_s:
                 return connection
+            connection.close()
             self._open -= 1
         if self._open >= self.limit:
             waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
@@ -202,7 +212,7 @@ class ConnectionPool:
             self._open -= 1
             self._wake_one(None)  # a waiter may open a new connection in its place
         elif not self._wake_one(connection):
-            self._idle.append(connection)
+            self._idle.append((connection, time.perf_counter()))
 
     def _wake_one(self, connection: _Connection | None) -> bool:
         while self._waiting:
@@ -214,7 +224,7 @@ class ConnectionPool:
 
     def close(self) -> None:
         while self._idle:
-            self._idle.pop().close()
+            self._idle.pop()[0].close()
 
 
 async def send(pool: ConnectionPool, request: bytes) -> tuple[int, float]:
