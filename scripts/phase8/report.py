@@ -85,12 +85,14 @@ def render(artifact_dir: Path, summary: dict[str, Any]) -> Path:
     logs = sorted(p.relative_to(artifact_dir).as_posix() for p in (artifact_dir / "logs").glob("*.log"))
     status = escape(str(summary.get("status")))
     sustainable = eg85.get("max_sustainable_rps", "not run in this mode")
+    sweep_ratio = eg85.get("sweep_ratio_to_baseline", "not run in this mode")
     throughput = (
         f"<table><tr><th>target rps</th><td>{eg85.get('target_rps')}</td></tr>"
         f"<tr><th>achieved rps</th><td>{eg85.get('achieved_rps')}</td></tr>"
         f"<tr><th>plain-insert baseline (tps, same run)</th><td>{eg85.get('baseline_insert_tps')}</td></tr>"
-        f"<tr><th>ratio to baseline</th><td>{eg85.get('ratio_to_baseline')}</td></tr>"
+        f"<tr><th>ratio to baseline (this profile)</th><td>{eg85.get('ratio_to_baseline')}</td></tr>"
         f"<tr><th>max sustainable rps (sweep)</th><td>{sustainable}</td></tr>"
+        f"<tr><th>sweep ratio to its baseline</th><td>{sweep_ratio}</td></tr>"
         f"<tr><th>null benchmark p99 (harness floor, ms)</th><td>{eg85.get('null_benchmark_p99_ms')}</td></tr>"
         f"<tr><th>LLM calls ledgered in the ingestion window</th><td>{eg85.get('perf_composed_llm_calls')}</td></tr>"
         "</table>"
