@@ -1,9 +1,10 @@
 """The outbox relay: turns committed outbox rows into broker messages, and re-sends lost work.
 
-Runs inside every api process. Rows are claimed with FOR UPDATE SKIP LOCKED, so replicas never
-send the same row twice at once; a broker failure rolls the claim back and the next pass retries.
-Recompute rows coalesce: one message per tenant however many events arrived, none while one is in
-flight, and at most one per coalescing window (OUTBOX_RECOMPUTE_COALESCE_S).
+Runs in every worker's main process (``app.worker.relay``). Rows are claimed with FOR UPDATE SKIP
+LOCKED, so replicas never send the same row twice at once; a broker failure rolls the claim back
+and the next pass retries. Recompute rows coalesce: one message per tenant however many events
+arrived, none while one is in flight, and at most one per coalescing window
+(OUTBOX_RECOMPUTE_COALESCE_S).
 """
 
 from __future__ import annotations
@@ -33,16 +34,20 @@ SYSTEM_SCOPE_SQL = text("SELECT set_config('app.system_scope', 'outbox_relay', t
 # A tenant's new recompute rows wait while one of its recomputes is in flight, or was sent within the
 # coalescing window: the next one covers them all (completion is by id range). So the broker carries
 # at most one recompute per tenant, and a busy tenant costs a few messages a second, not one per event.
+# Which tenants are busy is asked once per pass, of the unfinished and the recently sent rows only
+# (partial indexes, migration 0016): the work in flight, however long the outbox's history.
 CLAIM_SQL = text(
     """
+    WITH busy AS (
+        SELECT tenant_id FROM outbox
+        WHERE kind = 'attribution_recompute' AND completed_at IS NULL AND dispatched_at IS NOT NULL
+        UNION
+        SELECT tenant_id FROM outbox
+        WHERE kind = 'attribution_recompute' AND dispatched_at > now() - make_interval(secs => :coalesce_s))
     SELECT id, tenant_id, kind, payload FROM outbox o
     WHERE dispatched_at IS NULL
-      AND NOT (kind = 'attribution_recompute' AND EXISTS (
-          SELECT 1 FROM outbox busy
-          WHERE busy.tenant_id = o.tenant_id AND busy.kind = 'attribution_recompute'
-            AND busy.dispatched_at IS NOT NULL
-            AND (busy.completed_at IS NULL OR busy.dispatched_at > now() - make_interval(secs => :coalesce_s))))
-    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+      AND NOT (kind = 'attribution_recompute' AND tenant_id IN (SELECT tenant_id FROM busy))
+    ORDER BY id LIMIT :limit FOR UPDATE OF o SKIP LOCKED
     """
 )
 MARK_SQL = text("UPDATE outbox SET dispatched_at = now(), attempts = attempts + 1 WHERE id = ANY(:ids)")

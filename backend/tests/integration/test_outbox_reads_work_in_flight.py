@@ -1,0 +1,86 @@
+"""The relay's claim and a recompute's completion read the work in flight, whatever the outbox's
+history: partial indexes on the unfinished and the recently sent recompute rows (migration 0016).
+Counted in pages read, not milliseconds (see test_outbox_watermark).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+
+from app.attribution.last_touch import COMPLETE_OUTBOX_SQL
+from app.core.db import tenant_transaction_sync
+from app.services.outbox import CLAIM_SQL, SYSTEM_SCOPE_SQL
+from app.services.tenants import create_tenant
+from scripts.topology import Topology
+
+from ..conftest import engine_for
+from .test_outbox_watermark import pages_read
+
+pytestmark = pytest.mark.integration
+
+HISTORY = 30_000
+FILL_HISTORY = text(
+    "INSERT INTO outbox (tenant_id, kind, dispatched_at, completed_at) "
+    "SELECT :t, 'attribution_recompute', now() - interval '1 hour', now() - interval '1 hour' "
+    "FROM generate_series(1, :n)"
+)
+FILL_PENDING = text(
+    "INSERT INTO outbox (tenant_id, kind) SELECT :t, 'attribution_recompute' FROM generate_series(1, 50)"
+)
+# What a completion finds (its WHERE clause, without the writes, whose index upkeep says nothing
+# about the lookup).
+COMPLETE_FINDS = "SELECT count(*) FROM outbox WHERE " + COMPLETE_OUTBOX_SQL.text.split(" WHERE ", 1)[1]
+# The control: the tenant's recompute rows up to an id, through the (tenant_id, id) index the
+# completion used before the partial one existed. It reads the whole history.
+HISTORY_WALK = (
+    "SELECT count(*) FROM outbox WHERE tenant_id = :tenant_id AND kind = 'attribution_recompute' AND id <= :up_to"
+)
+
+
+def bind(sql: str, **values: object) -> str:
+    for name, value in values.items():
+        sql = sql.replace(f":{name}", str(value))
+    return sql
+
+
+def lowest(conn: Connection, sql: str) -> int:
+    """Pages read, after one call that plans: the lower of two (see the LLM lookups test)."""
+    pages_read(conn, sql)
+    return min(pages_read(conn, sql) for _ in range(2))
+
+
+def pages_with_history(engine: Engine, owner: Engine, history: int) -> dict[str, int]:
+    """Pages the claim and a completion read for a tenant with 50 pending recompute rows and
+    ``history`` finished ones, and what the control walk reads."""
+    with engine.begin() as conn:
+        tenant = create_tenant(conn, f"history-{uuid.uuid4().hex[:6]}")
+    with tenant_transaction_sync(tenant.context, engine) as conn:
+        conn.execute(FILL_HISTORY, {"t": tenant.tenant_id, "n": history})
+        conn.execute(FILL_PENDING, {"t": tenant.tenant_id})
+        up_to = conn.execute(text("SELECT max(id) FROM outbox")).scalar_one()
+    with owner.begin() as conn:
+        conn.execute(text("ANALYZE outbox"))  # as autovacuum would soon
+    values = {"tenant_id": f"'{tenant.tenant_id}'", "up_to": up_to}
+    with tenant_transaction_sync(tenant.context, engine) as conn:
+        complete = lowest(conn, bind(COMPLETE_FINDS, **values))
+        walk = lowest(conn, bind(HISTORY_WALK, **values))
+    with engine.begin() as conn:
+        conn.execute(SYSTEM_SCOPE_SQL)
+        claim = lowest(conn, bind(CLAIM_SQL.text, coalesce_s=0.5, limit=1000))
+    return {"claim": claim, "complete": complete, "walk": walk}
+
+
+def test_claim_and_completion_do_not_walk_the_outbox_history(runtime_engine: Engine, topology: Topology) -> None:
+    assert topology.dsns is not None
+    owner = engine_for(topology.dsns.migration)
+    try:
+        fresh = pages_with_history(runtime_engine, owner, 0)
+        long = pages_with_history(runtime_engine, owner, HISTORY)
+    finally:
+        owner.dispose()
+    assert long["walk"] > 100, f"the control should walk the history ({long})"
+    assert long["complete"] <= fresh["complete"] + 10, f"with history {long}, without {fresh}"
+    assert long["claim"] <= fresh["claim"] + 20, f"with history {long}, without {fresh}"
