@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from app.core.roles import revision_module
+
 revision = "0016"
 down_revision = "0015"
 branch_labels = None
@@ -31,36 +33,32 @@ depends_on = None
 
 
 QUEUE_TABLES = ("outbox", "kombu_message")
-QUEUE_VACUUM = (
-    "autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 5000, "
-    "autovacuum_vacuum_cost_delay = 0, autovacuum_analyze_scale_factor = 0.02"
-)
-QUEUE_VACUUM_KEYS = (
-    "autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_vacuum_cost_delay, "
-    "autovacuum_analyze_scale_factor"
-)
+QUEUE_VACUUM = {
+    "autovacuum_vacuum_scale_factor": "0.0",
+    "autovacuum_vacuum_threshold": "5000",
+    "autovacuum_vacuum_cost_delay": "0",
+    "autovacuum_analyze_scale_factor": "0.02",
+}
+NEW_INDEXES = {
+    "outbox_recompute_unfinished": "ON outbox (tenant_id, id) "
+    "WHERE kind = 'attribution_recompute' AND completed_at IS NULL",
+    "outbox_recompute_recent": "ON outbox (dispatched_at) "
+    "WHERE kind = 'attribution_recompute' AND dispatched_at IS NOT NULL",
+}
 
 
 def upgrade() -> None:
     for table in QUEUE_TABLES:
-        op.execute(f"ALTER TABLE {table} SET ({QUEUE_VACUUM})")
-    op.execute(
-        "CREATE INDEX outbox_recompute_unfinished ON outbox (tenant_id, id) "
-        "WHERE kind = 'attribution_recompute' AND completed_at IS NULL"
-    )
-    op.execute(
-        "CREATE INDEX outbox_recompute_recent ON outbox (dispatched_at) "
-        "WHERE kind = 'attribution_recompute' AND dispatched_at IS NOT NULL"
-    )
+        settings = ", ".join(f"{name} = {value}" for name, value in QUEUE_VACUUM.items())
+        op.execute(f"ALTER TABLE {table} SET ({settings})")
+    for name, definition in NEW_INDEXES.items():
+        op.execute(f"CREATE INDEX {name} {definition}")
     op.execute("DROP INDEX outbox_recompute_dispatched")
 
 
 def downgrade() -> None:
     for table in QUEUE_TABLES:
-        op.execute(f"ALTER TABLE {table} RESET ({QUEUE_VACUUM_KEYS})")
-    op.execute(
-        "CREATE INDEX outbox_recompute_dispatched ON outbox (tenant_id, dispatched_at) "
-        "WHERE kind = 'attribution_recompute'"
-    )
-    op.execute("DROP INDEX outbox_recompute_recent")
-    op.execute("DROP INDEX outbox_recompute_unfinished")
+        op.execute(f"ALTER TABLE {table} RESET ({', '.join(QUEUE_VACUUM)})")
+    revision_module("0008_outbox_recent_dispatch.py").upgrade()  # the index this revision replaced
+    for name in NEW_INDEXES:
+        op.execute(f"DROP INDEX {name}")

@@ -36,14 +36,16 @@ SYSTEM_SCOPE_SQL = text("SELECT set_config('app.system_scope', 'outbox_relay', t
 # at most one recompute per tenant, and a busy tenant costs a few messages a second, not one per event.
 # Which tenants are busy is asked once per pass, of the unfinished and the recently sent rows only
 # (partial indexes, migration 0016): the work in flight, however long the outbox's history.
+BUSY_TENANTS = """
+    SELECT tenant_id FROM outbox
+    WHERE kind = 'attribution_recompute' AND completed_at IS NULL AND dispatched_at IS NOT NULL
+    UNION
+    SELECT tenant_id FROM outbox
+    WHERE kind = 'attribution_recompute' AND dispatched_at > now() - make_interval(secs => :coalesce_s)
+"""
 CLAIM_SQL = text(
-    """
-    WITH busy AS (
-        SELECT tenant_id FROM outbox
-        WHERE kind = 'attribution_recompute' AND completed_at IS NULL AND dispatched_at IS NOT NULL
-        UNION
-        SELECT tenant_id FROM outbox
-        WHERE kind = 'attribution_recompute' AND dispatched_at > now() - make_interval(secs => :coalesce_s))
+    f"""
+    WITH busy AS ({BUSY_TENANTS})
     SELECT id, tenant_id, kind, payload FROM outbox o
     WHERE dispatched_at IS NULL
       AND NOT (kind = 'attribution_recompute' AND tenant_id IN (SELECT tenant_id FROM busy))
