@@ -87,6 +87,13 @@ def ops_engine(topology: Topology) -> Iterator[Engine]:
     yield from disposed_after(topology.dsns.ops)
 
 
+@pytest.fixture(scope="session")
+def owner_engine(topology: Topology) -> Iterator[Engine]:
+    """The schema owner (migrations' role): for what the runtime may not do, such as ANALYZE."""
+    assert topology.dsns is not None
+    yield from disposed_after(topology.dsns.migration)
+
+
 TEXT_COLUMNS = text(
     "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
     "AND data_type IN ('text', 'character varying', 'character', 'jsonb', 'json')"

@@ -7,19 +7,16 @@ intake, ``app.attribution.last_touch`` for the recompute). Counted in pages read
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 
 from app.attribution import last_touch
 from app.core.db import tenant_transaction_sync
 from app.core.roles import revision_module
 from app.services.tenants import ProvisionedTenant, create_tenant
-from scripts.topology import Topology
 
-from ..conftest import engine_for
-from .test_outbox_watermark import pages_read
+from .test_outbox_watermark import bind, pages_read, settled_pages_read
 
 pytestmark = pytest.mark.integration
 
@@ -47,42 +44,29 @@ def quiet_tenant(engine: Engine) -> ProvisionedTenant:
         return create_tenant(conn, f"quiet-{uuid.uuid4().hex[:6]}")
 
 
-def recompute_pages(conn: Connection, sql: str, tenant: ProvisionedTenant) -> int:
-    """Pages the recompute's query reads for ``tenant`` (its rows, not the insert that stores them)."""
-    return pages_read(conn, sql.replace(":tenant_id", f"'{tenant.tenant_id}'").replace(":lookback_days", "30"))
+def recompute_rows(sql: str, tenant: ProvisionedTenant) -> str:
+    """The recompute's query for ``tenant`` (its rows, not the insert that stores them)."""
+    return bind(sql, tenant_id=f"'{tenant.tenant_id}'", lookback_days=30)
 
 
-def duplicate_intake_pages(conn: Connection, function: str, tenant: ProvisionedTenant) -> int:
-    """Pages one duplicate delivery reads (the first call plans; the lower of the next two is kept,
-    as a call that plans again also reads the catalogs: see the LLM lookups test)."""
-    pages = [
-        pages_read(conn, INTAKE.format(function=function, tenant=tenant.tenant_id, event="evt-dup", message=f"m-{n}"))
-        for n in range(3)
-    ]
-    return min(pages[1:])
+def duplicate_intake(function: str, tenant: ProvisionedTenant) -> str:
+    """A delivery of the event the tenant's first intake stored: a duplicate."""
+    return INTAKE.format(function=function, tenant=tenant.tenant_id, event="evt-dup", message="again")
 
 
 @pytest.fixture(scope="module")
-def owner(topology: Topology) -> Iterator[Engine]:
-    assert topology.dsns is not None
-    engine = engine_for(topology.dsns.migration)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def crowded(runtime_engine: Engine, owner: Engine) -> None:
+def crowded(runtime_engine: Engine, owner_engine: Engine) -> None:
     """Other tenants' 30,000 events, with statistics as autovacuum would soon gather them."""
     for _ in range(BUSY_TENANTS):
         busy = quiet_tenant(runtime_engine)
         with tenant_transaction_sync(busy.context, runtime_engine) as conn:
             conn.execute(FILL, {"t": busy.tenant_id, "n": EVENTS_EACH})
-    with owner.begin() as conn:
+    with owner_engine.begin() as conn:
         conn.execute(text("ANALYZE attribution_events"))
 
 
 @pytest.mark.usefixtures("crowded")
-def test_a_duplicate_webhook_does_not_scan_other_tenants_events(runtime_engine: Engine, owner: Engine) -> None:
+def test_a_duplicate_webhook_does_not_scan_other_tenants_events(runtime_engine: Engine, owner_engine: Engine) -> None:
     tenant = quiet_tenant(runtime_engine)
     with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
         first = conn.execute(
@@ -92,15 +76,15 @@ def test_a_duplicate_webhook_does_not_scan_other_tenants_events(runtime_engine: 
                 )
             )
         ).one()
-        duplicate = duplicate_intake_pages(conn, "webhook_intake_event", tenant)
+        duplicate = settled_pages_read(conn, duplicate_intake("webhook_intake_event", tenant))
         again = conn.execute(
             text(
                 INTAKE.format(function="webhook_intake_event", tenant=tenant.tenant_id, event="evt-dup", message="last")
             )
         ).one()
-    with tenant_transaction_sync(tenant.context, owner) as conn:
+    with tenant_transaction_sync(tenant.context, owner_engine) as conn:
         conn.execute(text(INTAKE_BEFORE_0015))
-        before = duplicate_intake_pages(conn, "pg_temp.intake_before_0015", tenant)
+        before = settled_pages_read(conn, duplicate_intake("pg_temp.intake_before_0015", tenant))
     assert (first.duplicate, again.duplicate, again.event_id) == (False, True, first.event_id)
     assert before > 100, f"the control (0010's lookup) should read other tenants' events ({before} pages)"
     assert duplicate < min(40, before / 4), f"a duplicate intake read {duplicate} pages; 0010's read {before}"
@@ -115,9 +99,8 @@ def test_a_recompute_does_not_scan_other_tenants_events(runtime_engine: Engine) 
                 INTAKE.format(function="webhook_intake_event", tenant=tenant.tenant_id, event="evt-1", message="msg-1")
             )
         )
-        unscoped = recompute_pages(conn, UNSCOPED_RECOMPUTE, tenant)
-        recompute_pages(conn, last_touch.LAST_TOUCH_ROWS, tenant)  # plans
-        scoped = min(recompute_pages(conn, last_touch.LAST_TOUCH_ROWS, tenant) for _ in range(2))
+        unscoped = pages_read(conn, recompute_rows(UNSCOPED_RECOMPUTE, tenant))
+        scoped = settled_pages_read(conn, recompute_rows(last_touch.LAST_TOUCH_ROWS, tenant))
         written = last_touch.recompute(conn, tenant.tenant_id, 30)
     assert written == 1, "the recompute still writes the tenant's one conversion"
     assert unscoped > 300, f"the control should read the other tenant's events ({unscoped} pages)"

@@ -13,9 +13,7 @@ from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
 from app.services.tenants import create_tenant
-from scripts.topology import Topology
 
-from ..conftest import engine_for
 from .test_outbox_watermark import ADMIT, BUDGET, pages_read
 
 pytestmark = pytest.mark.integration
@@ -67,13 +65,8 @@ def cache_hit_pages(engine: Engine, owner: Engine, history: int) -> tuple[int, d
         return measured, scans
 
 
-def test_a_cache_hit_reads_no_more_pages_with_a_long_history(runtime_engine: Engine, topology: Topology) -> None:
-    assert topology.dsns is not None
-    owner = engine_for(topology.dsns.migration)
-    try:
-        fresh, _ = cache_hit_pages(runtime_engine, owner, history=0)
-        long, scans = cache_hit_pages(runtime_engine, owner, history=HISTORY)
-    finally:
-        owner.dispose()
+def test_a_cache_hit_reads_no_more_pages_with_a_long_history(runtime_engine: Engine, owner_engine: Engine) -> None:
+    fresh, _ = cache_hit_pages(runtime_engine, owner_engine, history=0)
+    long, scans = cache_hit_pages(runtime_engine, owner_engine, history=HISTORY)
     assert min(scans.values()) > 100, f"the controls should scan the history ({scans} pages)"
     assert long <= fresh + 30, f"a cache hit read {long} pages with a long history, {fresh} without; scans {scans}"

@@ -9,16 +9,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 
 from app.attribution.last_touch import COMPLETE_OUTBOX_SQL
 from app.core.db import tenant_transaction_sync
 from app.services.outbox import BUSY_TENANTS, SYSTEM_SCOPE_SQL
 from app.services.tenants import create_tenant
-from scripts.topology import Topology
 
-from ..conftest import engine_for
-from .test_outbox_watermark import pages_read
+from .test_outbox_watermark import bind, settled_pages_read
 
 pytestmark = pytest.mark.integration
 
@@ -41,18 +39,6 @@ HISTORY_WALK = (
 )
 
 
-def bind(sql: str, **values: object) -> str:
-    for name, value in values.items():
-        sql = sql.replace(f":{name}", str(value))
-    return sql
-
-
-def lowest(conn: Connection, sql: str) -> int:
-    """Pages read, after one call that plans: the lower of two (see the LLM lookups test)."""
-    pages_read(conn, sql)
-    return min(pages_read(conn, sql) for _ in range(2))
-
-
 def pages_with_history(engine: Engine, owner: Engine, history: int) -> dict[str, int]:
     """Pages the busy-tenants question and a completion read for a tenant with 50 pending recompute
     rows and ``history`` finished ones, and what the control walk reads."""
@@ -66,22 +52,17 @@ def pages_with_history(engine: Engine, owner: Engine, history: int) -> dict[str,
         conn.execute(text("ANALYZE outbox"))  # as autovacuum would soon
     values = {"tenant_id": f"'{tenant.tenant_id}'", "up_to": up_to}
     with tenant_transaction_sync(tenant.context, engine) as conn:
-        complete = lowest(conn, bind(COMPLETE_FINDS, **values))
-        walk = lowest(conn, bind(HISTORY_WALK, **values))
+        complete = settled_pages_read(conn, bind(COMPLETE_FINDS, **values))
+        walk = settled_pages_read(conn, bind(HISTORY_WALK, **values))
     with engine.begin() as conn:
         conn.execute(SYSTEM_SCOPE_SQL)
-        busy = lowest(conn, bind(BUSY_TENANTS, coalesce_s=0.5))
+        busy = settled_pages_read(conn, bind(BUSY_TENANTS, coalesce_s=0.5))
     return {"busy": busy, "complete": complete, "walk": walk}
 
 
-def test_busy_check_and_completion_do_not_walk_the_outbox_history(runtime_engine: Engine, topology: Topology) -> None:
-    assert topology.dsns is not None
-    owner = engine_for(topology.dsns.migration)
-    try:
-        fresh = pages_with_history(runtime_engine, owner, 0)
-        long = pages_with_history(runtime_engine, owner, HISTORY)
-    finally:
-        owner.dispose()
+def test_busy_check_and_completion_do_not_walk_the_outbox_history(runtime_engine: Engine, owner_engine: Engine) -> None:
+    fresh = pages_with_history(runtime_engine, owner_engine, 0)
+    long = pages_with_history(runtime_engine, owner_engine, HISTORY)
     assert long["walk"] > 100, f"the control should walk the history ({long})"
     assert long["complete"] <= fresh["complete"] + 10, f"with history {long}, without {fresh}"
     assert long["busy"] <= min(fresh["busy"] + 15, long["walk"] / 10), f"with history {long}, without {fresh}"

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,8 +15,6 @@ from sqlalchemy import Engine, text
 
 from scripts.harness import REPO_ROOT
 from scripts.topology import Topology
-
-from ..conftest import disposed_after
 
 
 def audit(topology: Topology) -> tuple[int, dict[str, Any]]:
@@ -36,11 +33,6 @@ def audit(topology: Topology) -> tuple[int, dict[str, Any]]:
         check=False,
     )
     return result.returncode, json.loads(result.stdout)
-
-
-@pytest.fixture
-def owner_engine(topology: Topology) -> Iterator[Engine]:
-    yield from disposed_after(topology.dsns.migration)
 
 
 def test_the_migrated_schema_is_least_privilege(topology: Topology) -> None:

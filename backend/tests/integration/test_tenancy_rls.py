@@ -15,7 +15,7 @@ from scripts.harness import sync_dsn
 from scripts.topology import Topology
 
 from ..conftest import one_connection_pool
-from .conftest import TwoTenants, engine_for
+from .conftest import TwoTenants
 
 COUNT_EVENTS = text("SELECT count(*) FROM attribution_events")
 TENANT_IDS = text("SELECT DISTINCT tenant_id FROM attribution_events")
@@ -109,16 +109,11 @@ def test_row_security_off_is_refused_rather_than_bypassed(runtime_engine: Engine
         conn.execute(COUNT_EVENTS)
 
 
-def test_owner_can_do_what_runtime_cannot(topology: Topology) -> None:
+def test_owner_can_do_what_runtime_cannot(owner_engine: Engine) -> None:
     """Negative control for the escalation test: the owner may run the same DDL, so the role is the guard."""
-    assert topology.dsns is not None
-    engine = engine_for(topology.dsns.migration)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE attribution_events NO FORCE ROW LEVEL SECURITY"))
-            conn.execute(text("ALTER TABLE attribution_events FORCE ROW LEVEL SECURITY"))
-    finally:
-        engine.dispose()
+    with owner_engine.begin() as conn:
+        conn.execute(text("ALTER TABLE attribution_events NO FORCE ROW LEVEL SECURITY"))
+        conn.execute(text("ALTER TABLE attribution_events FORCE ROW LEVEL SECURITY"))
 
 
 def test_wrong_password_is_refused(topology: Topology) -> None:
