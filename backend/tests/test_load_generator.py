@@ -17,10 +17,10 @@ from app.services.tenants import ProvisionedTenant
 from app.services.webhook_signatures import new_webhook_secret
 from scripts.phase8.gates import INGESTION_PROFILE, overlap_s
 from scripts.r3 import null_server
-from scripts.r3.ingestion_under_fire import PROFILES, generator_fell_behind
+from scripts.r3.ingestion_under_fire import PROFILES
 from scripts.r3.k6_crosscheck import compare, crosscheck
 from scripts.r3.null_server import null_shot
-from scripts.r3.openloop import Outcome, RunRecord, Shot, fire
+from scripts.r3.openloop import Outcome, RunRecord, Shot, fire, generator_fell_behind
 from scripts.r3.storms import StormPlan, judge
 
 

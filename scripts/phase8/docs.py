@@ -29,7 +29,9 @@ HEADER = """\
 
 The orchestrator brings up the native topology (embedded PostgreSQL by default; an existing
 server with `--admin-database-url`), runs the gates below in order, tears the topology down
-whatever happened, and exits 0 only when every gate that exists passed.
+whatever happened, and exits 0 only when every gate passed. Ctrl-C or SIGTERM at any step stops
+the running step and the topology within seconds, writes a failed summary naming the step, and
+exits 1; nothing it started is left running.
 
 ## Gates
 """
@@ -37,8 +39,8 @@ whatever happened, and exits 0 only when every gate that exists passed.
 EVIDENCE = """
 ## Evidence pack (`artifacts/b07-phase8/`)
 - `phase8_gate_summary.json`: `status`, `mode`, `git_sha`, timings, per-gate `status`, `duration_s`,
-  `evidence`, `metrics`, `first_log`; `error` on failure; `not_built` and `pending_parts` while the
-  product is incomplete (`complete: false`).
+  `evidence`, `metrics`, `first_log`; `error` on failure; `interrupted` (signal and step) after
+  Ctrl-C or SIGTERM. A run of selected gates (`--gate ID`) says `partial`, never `passed`.
 - `manifest.sha256`: verify with `cd artifacts/b07-phase8 && sha256sum -c manifest.sha256`.
 - `attestation.intoto.json`: an in-toto v1 Statement; its subjects are every file of the pack
   (manifest included) with their sha256, its predicate the gate results, mode and git commit.
@@ -73,15 +75,9 @@ Negative control: `--no-llm-background-load` leaves `perf_composed_llm_calls` at
 
 
 def render() -> str:
-    rows = ["| gate | id | proves | status | first log on failure |", "|---|---|---|---|---|"]
+    rows = ["| gate | id | proves | first log on failure |", "|---|---|---|---|"]
     for gate in GATES:
-        if gate.run is None:
-            status = f"not built (issue {gate.pending_issue})"
-        elif gate.pending_parts:
-            status = "built; pending: " + "; ".join(gate.pending_parts)
-        else:
-            status = "built"
-        rows.append(f"| {gate.title} | `{gate.id}` | {gate.proves} | {status} | `{gate.log}` |")
+        rows.append(f"| {gate.title} | `{gate.id}` | {gate.proves} | `{gate.log}` |")
     failures = [
         f"- `{gate.id}` failed: inspect `{gate.log}`" + "".join(f" and `{extra}`" for extra in gate.also_read) + "."
         for gate in GATES

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -12,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scripts import interrupts
 from scripts.harness import REPO_ROOT, redact_dsn
+from scripts.topology.processes import stop_group
 
 MANIFEST = "manifest.sha256"
 ATTESTATION = "attestation.intoto.json"
 PREDICATE_TYPE = "https://github.com/attribution-backend/phase8-closure-pack/v1"
+STEP_STOP_GRACE_S = 2.0
 
 # Shapes of secrets that must never reach a log, whatever the run's own secrets were.
 SECRET_PATTERNS = {
@@ -100,23 +104,40 @@ def start_step(name: str, argv: list[str], logs_dir: Path, env: dict[str, str]) 
         log.write(f"$ {redact_dsn(shown)}\n".encode())
         log.flush()
         return subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=full_env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            argv,
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopping the step stops what it started
         )
 
 
+def stop_step(proc: subprocess.Popen[bytes], grace_s: float = STEP_STOP_GRACE_S) -> None:
+    """SIGTERM the step's whole process group, SIGKILL what is left after ``grace_s``, reap the step."""
+    stop_group(proc.pid, grace_s)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
 def finish_step(name: str, proc: subprocess.Popen[bytes], logs_dir: Path, timeout_s: float) -> int:
-    """Wait for a started step; past the timeout it is killed, noted in its log, and exits 124."""
+    """Wait for a started step; past the timeout it is stopped, noted in its log, and exits 124.
+
+    After an interrupt it is stopped at once, whatever its timeout: the orchestrator is on its way out.
+    """
     try:
+        if interrupts.received() is not None:
+            raise KeyboardInterrupt(f"interrupted while waiting for {name}")
         return proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        stop_step(proc)
         with (logs_dir / f"{name}.log").open("ab") as log:
             log.write(f"\n[harness] step timed out after {timeout_s:g}s\n".encode())
         return 124
     except BaseException:  # Ctrl-C in the orchestrator: the step must not outlive it
-        proc.kill()
-        proc.wait()
+        with interrupts.shielded():
+            stop_step(proc)
         raise
 
 

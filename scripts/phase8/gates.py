@@ -10,7 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from scripts.harness import read_json_object
+import psutil
+
+from scripts.harness import ExitCode, read_json_object
 from scripts.phase8.evidence import finish_step, run_step, scan_for_secrets, start_step
 from scripts.topology import Topology
 
@@ -31,7 +33,7 @@ class GateContext:
 
 @dataclass
 class GateResult:
-    status: str  # passed | failed | not_built
+    status: str  # passed | failed
     evidence: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -44,15 +46,42 @@ class Gate:
     title: str
     proves: str
     log: str  # where to look first when it fails
-    run: Callable[[GateContext], GateResult] | None = None  # None: not built yet
-    pending_issue: int | None = None
-    pending_parts: tuple[str, ...] = ()  # parts of a built gate whose backend has not landed yet
+    run: Callable[[GateContext], GateResult]
     after_teardown: bool = False  # runs once the topology is down, so it sees every final log
     also_read: tuple[str, ...] = ()  # further evidence to read when it fails
 
 
 def _script(ctx: GateContext, step: str, script: str, *args: str, timeout_s: float = 180) -> int:
     return run_step(step, [sys.executable, script, *args], ctx.logs_dir, ctx.topology.operator_env, timeout_s)
+
+
+QUIET_CPU_PERCENT = 50.0  # "a quieter moment": the whole machine below this for one second
+QUIET_WAIT_S = 30.0
+
+
+def wait_for_quiet(max_wait_s: float = QUIET_WAIT_S) -> float:
+    """Wait until the machine is quieter (or ``max_wait_s`` passed); returns the last CPU reading."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        busy = float(psutil.cpu_percent(interval=1.0))
+        if busy < QUIET_CPU_PERCENT or time.monotonic() >= deadline:
+            return busy
+
+
+def _measurement(
+    ctx: GateContext, retried: dict[str, float], step: str, script: str, *args: str, timeout_s: float = 180
+) -> int:
+    """A timing measurement whose own harness may fall behind (exit 3, invalid_measurement): then it is
+    run once more at a quieter moment, and ``retried[step]`` records the CPU use it started at. Only the
+    second answer counts; an invalid one twice fails the gate as such, never as a disagreement."""
+    code = _script(ctx, step, script, *args, timeout_s=timeout_s)
+    if code != ExitCode.INVALID_MEASUREMENT:
+        return code
+    busy = wait_for_quiet()
+    retried[step] = busy
+    with (ctx.logs_dir / f"{step}.log").open("a") as log:
+        log.write(f"\n[harness] invalid measurement; once more at {busy:.0f}% CPU\n")
+    return _script(ctx, step, script, *args, timeout_s=timeout_s)
 
 
 def eg8_1_topology(ctx: GateContext) -> GateResult:
@@ -213,11 +242,13 @@ def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
             ctx.logs_dir,
             ctx.topology.operator_env,
         )
+    retried: dict[str, float] = {}
     try:
         time.sleep(1.0)  # the first background tasks are in flight before ingestion starts
         profile = INGESTION_PROFILE[ctx.mode]
-        ingest_code = _script(
+        ingest_code = _measurement(
             ctx,
+            retried,
             "r3_ingestion_under_fire",
             "scripts/r3/ingestion_under_fire.py",
             "--profile",
@@ -245,8 +276,9 @@ def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
         stop_file.touch()
         background_code = finish_step("llm_background_load", background, ctx.logs_dir, 180) if background else None
         stop_file.unlink(missing_ok=True)
-    crosscheck_code = _script(
+    crosscheck_code = _measurement(
         ctx,
+        retried,
         "r3_k6_crosscheck",
         "scripts/r3/k6_crosscheck.py",
         "--rate",
@@ -279,6 +311,7 @@ def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
         llm_background_requests=llm.get("requests", 0),
         window_overlap_s=round(overlap_s(ingestion.get("window", {}), llm.get("window", {})), 3),
         k6_crosscheck=crosscheck.get("relative_difference"),
+        retried_invalid_measurements=retried,
         exit_codes={
             "ingestion": ingest_code,
             "llm_background_load": background_code,
@@ -323,7 +356,12 @@ def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
             f"sweep exit {sweep_code}: max sustainable {metrics.get('max_sustainable_rps')} rps "
             f"< {ctx.sweep_floor_rps:g}; see logs/r3_ingestion_sweep.log"
         )
-    if crosscheck_code != 0:
+    if crosscheck_code == ExitCode.INVALID_MEASUREMENT:
+        problems.append(
+            f"k6 cross-check invalid twice ({'; '.join(crosscheck.get('invalid_because', []))}): "
+            "the machine was too busy to measure; see logs/r3_k6_crosscheck.log"
+        )
+    elif crosscheck_code != 0:
         problems.append(f"generator and k6 disagree (exit {crosscheck_code}); see logs/r3_k6_crosscheck.log")
     if probe_code != 0 and metrics["perf_composed_llm_calls"]:
         problems.append("SQL probe checks failed; see sql/phase8_sql_probe_summary.json")
@@ -409,14 +447,10 @@ GATES: tuple[Gate, ...] = (
 
 
 def timed(gate: Gate, ctx: GateContext) -> GateResult:
-    if gate.run is None:
-        return GateResult("not_built", error=f"not built yet (issue {gate.pending_issue})")
     started = time.monotonic()
     try:
         result = gate.run(ctx)
     except Exception as exc:
         result = GateResult("failed", error=f"{type(exc).__name__}: {exc}")
     result.duration_s = round(time.monotonic() - started, 3)
-    if gate.pending_parts:
-        result.metrics["pending_parts"] = list(gate.pending_parts)
     return result

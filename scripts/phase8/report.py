@@ -18,7 +18,7 @@ body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2329;max-width:72rem}
 h1{font-size:1.5rem} h2{font-size:1.15rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ccd3da;padding:.3rem .6rem;text-align:left}
 th{background:#eef2f5} .passed{color:#176b2c;font-weight:600} .failed{color:#b3261e;font-weight:600}
-.not_built{color:#8a6d00} .meta{color:#55606b} svg{background:#fafbfc;border:1px solid #ccd3da}
+.meta{color:#55606b} svg{background:#fafbfc;border:1px solid #ccd3da}
 """
 
 

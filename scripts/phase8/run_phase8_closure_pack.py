@@ -6,8 +6,8 @@
 
 Writes phase8_gate_summary.json (per-gate status, timings, evidence, metrics; `error` on failure),
 report.html (for a person), manifest.sha256 (`cd DIR && sha256sum -c manifest.sha256`) and
-attestation.intoto.json (an in-toto v1 Statement over every file). Gates not built yet are
-listed as `not_built` and the summary says `complete: false`.
+attestation.intoto.json (an in-toto v1 Statement over every file). Ctrl-C or SIGTERM at any step
+stops the running step and the topology, writes a failed summary naming the step, and exits 1.
 
 Modes: --ci-subset runs the sanity load profile (5 rps x 10 s), the default the EG3.4 profile
 (46 rps x 60 s), --full-physics adds the capacity sweep. Each runs the null benchmark first.
@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
 
+from scripts import interrupts
 from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode, redact_dsn
 from scripts.phase8.evidence import write_attestation, write_manifest
 from scripts.phase8.gates import GATES, Gate, GateContext, GateResult, timed
@@ -102,44 +103,64 @@ def run(args: argparse.Namespace) -> int:
         llm_background_load=not args.no_llm_background_load,
         sweep_floor_rps=args.sweep_floor,
     )
-    current = GATES[0]
-    try:
-        with topology:
-            for current in (gate for gate in GATES if not gate.after_teardown):
+    selected = [gate for gate in GATES if not args.gate or gate.id in args.gate]
+    current, step = selected[0], "bring-up"
+    with interrupts.handling_signals():  # Ctrl-C or SIGTERM anywhere: teardown, a failed summary, exit 1
+        try:
+            with topology:
+                for current in (gate for gate in selected if not gate.after_teardown):
+                    step = current.id
+                    interrupts.checkpoint(step)
+                    record(summary, current, timed(current, ctx))
+                step = "teardown"
+            for current in (gate for gate in selected if gate.after_teardown):
+                step = current.id
+                interrupts.checkpoint(step)
                 record(summary, current, timed(current, ctx))
-        for current in (gate for gate in GATES if gate.after_teardown):
-            record(summary, current, timed(current, ctx))
-    except TopologyError as exc:
-        record(summary, current, GateResult("failed", ["logs/"], error=f"topology: {redact_dsn(str(exc))}"))
-    except KeyboardInterrupt:
-        record(summary, current, GateResult("failed", error=f"interrupted during {current.id}"))
-    except Exception as exc:
-        record(summary, current, GateResult("failed", error=f"{type(exc).__name__}: {redact_dsn(str(exc))}"))
+            step = "evidence"
+            interrupts.checkpoint(step)
+        except TopologyError as exc:
+            record(summary, current, GateResult("failed", ["logs/"], error=f"topology: {redact_dsn(str(exc))}"))
+        except KeyboardInterrupt as exc:
+            during = f"bring-up ({topology.phase})" if step == "bring-up" else step
+            sig = interrupts.received()
+            summary["interrupted"] = {"signal": sig.name if sig else "KeyboardInterrupt", "during": during}
+            if step in (current.id, "bring-up"):  # that gate (bring-up belongs to the first) was cut short
+                record(summary, current, GateResult("failed", error=f"interrupted during {during} ({exc})"))
+        except Exception as exc:
+            record(summary, current, GateResult("failed", error=f"{type(exc).__name__}: {redact_dsn(str(exc))}"))
+        with interrupts.shielded():
+            return finish(artifact_dir, summary, selected, started)
 
+
+def finish(artifact_dir: Path, summary: dict[str, Any], selected: list[Gate], started: float) -> int:
+    """Write the summary, the report, the manifest and the attestation; the exit code says the verdict."""
     gates = summary["gates"]
     failed = [gid for gid, g in gates.items() if g["status"] == "failed"]
-    summary["not_built"] = [g.id for g in GATES if g.run is None]
-    summary["pending_parts"] = {g.id: list(g.pending_parts) for g in GATES if g.pending_parts}
-    summary["complete"] = not summary["not_built"] and not summary["pending_parts"] and len(gates) == len(GATES)
-    summary["status"] = "failed" if failed or len(gates) < len(GATES) else "passed"
-    if summary["status"] == "failed":
-        first = failed[0] if failed else current.id
-        summary["error"] = f"{first}: {gates.get(first, {}).get('error', 'did not run')}"
+    if failed or "interrupted" in summary or len(gates) < len(selected):
+        summary["status"] = "failed"
+        if failed:
+            summary["error"] = f"{failed[0]}: {gates[failed[0]]['error']}"
+        elif "interrupted" in summary:
+            during = summary["interrupted"]["during"]
+            summary["error"] = f"{during}: interrupted during {during} ({summary['interrupted']['signal']})"
+        else:
+            missing = next(g.id for g in selected if g.id not in gates)
+            summary["error"] = f"{missing}: did not run"
+    else:
+        summary["status"] = "passed" if len(selected) == len(GATES) else "partial"
     summary["finished_at"] = datetime.now(UTC).isoformat()
     summary["duration_s"] = round(time.monotonic() - started, 3)
     (artifact_dir / SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     render(artifact_dir, summary)
     write_manifest(artifact_dir)
     write_attestation(artifact_dir, summary)
-    print(
-        json.dumps({k: summary[k] for k in ("status", "mode", "complete", "not_built", "pending_parts", "duration_s")})
-    )
-    if summary["status"] != "passed":
+    print(json.dumps({k: summary[k] for k in ("status", "mode", "duration_s")}))
+    if summary["status"] == "failed":
         print(f"[phase8] FAILED: {summary['error']}; read {artifact_dir / SUMMARY}", file=sys.stderr)
         return ExitCode.GATE_FAILED
-    if not summary["complete"]:
-        pending = summary["not_built"] + [f"{gid} ({', '.join(p)})" for gid, p in summary["pending_parts"].items()]
-        print(f"[phase8] built gates passed; still to build: {'; '.join(pending)}", file=sys.stderr)
+    if summary["status"] == "partial":
+        print("[phase8] the selected gates passed; a partial run proves nothing about the rest", file=sys.stderr)
     return ExitCode.PASS
 
 
@@ -157,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         help="existing server's superuser DSN (env PHASE8_ADMIN_DATABASE_URL); default embedded",
     )
     parser.add_argument("--topology-name", default="phase8", help="run name (state in .run/<name>.json)")
+    parser.add_argument(
+        "--gate",
+        action="append",
+        choices=[gate.id for gate in GATES],
+        help="run only this gate (repeatable), e.g. to re-check one while debugging; the summary's status is "
+        "then `partial`, never `passed`",
+    )
     parser.add_argument(
         "--no-llm-background-load",
         action="store_true",

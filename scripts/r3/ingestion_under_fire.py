@@ -33,24 +33,14 @@ from sqlalchemy import Engine
 
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit
 from scripts.r3 import database, null_server
-from scripts.r3.openloop import run_fire
+from scripts.r3.openloop import generator_fell_behind, run_fire
 from scripts.r3.storms import STORM_WEIGHTS, VALID_ONLY, StormPlan, judge
 from scripts.r3.target import add_target_arguments, require_target, run_or_fail
 
-BEHIND_FRACTION = 0.01  # more late starts than this and the generator, not the server, is the story
-BEHIND_MIN_COUNT = 5  # below this many, late starts are a shared VM's scheduling noise, not a trend
 MIN_ACHIEVED = 0.98  # achieved rate must be at least this share of the target
-
-
-def generator_fell_behind(summary: dict[str, Any]) -> bool:
-    """Too many requests left late for the result to describe the server rather than the generator.
-
-    A fraction alone is unfair to short runs: at 50 requests, one start 27 ms late (seen on a busy
-    CI box) would be 2% and void the measurement, though latency is charged from the intended
-    start either way.
-    """
-    late, requests = summary["late_starts"], summary["requests"]
-    return bool(late > max(BEHIND_FRACTION * requests, BEHIND_MIN_COUNT))
+# The harness alone (the null benchmark) may use at most this share of the latency bound it judges;
+# above it, a busy machine is part of every figure and the run measures the neighbour.
+NULL_BENCHMARK_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -118,25 +108,27 @@ def run_step(base_url: str, engine: Engine, args: argparse.Namespace, rate: floa
     raw_pii = database.raw_pii_rows(engine, tenants, plan.raw_pii)
     latency = summary["latency_ms"]["corrected"]
     behind = generator_fell_behind(summary)
-    failures = []
+    timing = []  # what a starved generator can cause; correctness failures below it cannot
     if behind:
-        failures.append(f"generator fell behind: {summary['late_starts']} late starts")
+        timing.append(f"generator fell behind: {summary['late_starts']} late starts")
     if summary["achieved_rps"] < MIN_ACHIEVED * rate:
-        failures.append(f"achieved {summary['achieved_rps']} rps < {MIN_ACHIEVED:.0%} of {rate:g}")
+        timing.append(f"achieved {summary['achieved_rps']} rps < {MIN_ACHIEVED:.0%} of {rate:g}")
     if profile.p95_ms is not None and latency["p95"] >= profile.p95_ms:
-        failures.append(f"p95 {latency['p95']} ms >= {profile.p95_ms:g} ms")
+        timing.append(f"p95 {latency['p95']} ms >= {profile.p95_ms:g} ms")
     if profile.p99_ms is not None and latency["p99"] >= profile.p99_ms:
-        failures.append(f"p99 {latency['p99']} ms >= {profile.p99_ms:g} ms")
+        timing.append(f"p99 {latency['p99']} ms >= {profile.p99_ms:g} ms")
+    correctness = []
     if verdict.errors:
-        failures.append(f"{verdict.errors} errors: {verdict.as_dict()}")
+        correctness.append(f"{verdict.errors} errors: {verdict.as_dict()}")
     if verdict.groups_without_one_accept:
-        failures.append(f"{verdict.groups_without_one_accept} events without exactly one 202")
+        correctness.append(f"{verdict.groups_without_one_accept} events without exactly one 202")
     if counts["mismatched_tenants"] or counts["stored_events"] != counts["expected_events"]:
-        failures.append(f"database counts differ from the answers: {counts}")
+        correctness.append(f"database counts differ from the answers: {counts}")
     if not attributed or counts["attributed_conversions"] != counts["stored_conversions"]:
-        failures.append(f"attribution did not cover every conversion within {args.drain_timeout:g} s")
+        correctness.append(f"attribution did not cover every conversion within {args.drain_timeout:g} s")
     if raw_pii:
-        failures.append(f"{raw_pii} stored rows hold raw PII")
+        correctness.append(f"{raw_pii} stored rows hold raw PII")
+    failures = timing + correctness
     step = {
         "target_rps": rate,
         "achieved_rps": summary["achieved_rps"],
@@ -149,6 +141,7 @@ def run_step(base_url: str, engine: Engine, args: argparse.Namespace, rate: floa
         "generator_behind": behind,
         "status": "failed" if failures else "passed",
         "failures": failures,
+        "correctness_failures": correctness,
         "window": window,
         "load": summary,
         "answers": verdict.as_dict(),
@@ -162,6 +155,18 @@ def run_step(base_url: str, engine: Engine, args: argparse.Namespace, rate: floa
     return step
 
 
+def null_benchmark_problems(summary: dict[str, Any], profile: Profile) -> list[str]:
+    """The harness on a no-op server already costs a visible share of the bound: the run is not valid."""
+    bound = profile.p99_ms if profile.p99_ms is not None else profile.p95_ms
+    p99 = summary["latency_ms"]["corrected"]["p99"]
+    problems = []
+    if bound is not None and p99 > NULL_BENCHMARK_SHARE * bound:
+        problems.append(f"null benchmark p99 {p99} ms > {NULL_BENCHMARK_SHARE:.0%} of the {bound:g} ms bound")
+    if generator_fell_behind(summary):
+        problems.append(f"null benchmark: generator fell behind ({summary['late_starts']} late starts)")
+    return problems
+
+
 def null_benchmark(rate: float, duration_s: float) -> dict[str, Any]:
     with null_server.running() as url:
         record = run_fire(url, null_server.null_shot, rate=rate, duration_s=duration_s)
@@ -173,9 +178,11 @@ def run(args: argparse.Namespace) -> tuple[ExitCode, dict[str, Any]]:
     rates = tuple(args.rate) if args.rate else profile.rates
     engine = database.runtime_engine(args.dsn)
     result: dict[str, Any] = {"profile": profile.name, "base_url": args.base_url, "storms": not args.no_storms}
+    invalid_because = []
     if args.null_benchmark:
         log(f"null benchmark at {max(rates):g} rps")
         result["null_benchmark"] = null_benchmark(max(rates), min(10.0, args.duration or profile.duration_s))
+        invalid_because += null_benchmark_problems(result["null_benchmark"], profile)
     if args.baseline_seconds > 0:
         baseline_tenant = database.provision_tenants(engine, 1, f"base-{uuid.uuid4().hex[:6]}")[0]
         result["baseline"] = database.baseline_insert_tps(args.dsn, baseline_tenant, args.baseline_seconds)
@@ -205,8 +212,16 @@ def run(args: argparse.Namespace) -> tuple[ExitCode, dict[str, Any]]:
     else:
         behind = steps[-1]["generator_behind"]
         ok = steps[-1]["status"] == "passed"
-    result["status"] = "invalid_measurement" if behind else "passed" if ok else "failed"
-    code = ExitCode.INVALID_MEASUREMENT if behind else ExitCode.PASS if ok else ExitCode.GATE_FAILED
+    if behind:
+        invalid_because.append(f"generator fell behind: {steps[-1]['load']['late_starts']} late starts")
+    # Lost or wrong data fails a run whatever the harness did; only timing can be an invalid measurement.
+    # (A sweep is judged by the highest step it held: its last step fails by design, errors included.)
+    wrong = len(rates) == 1 and bool(steps[-1]["correctness_failures"])
+    result["invalid_because"] = invalid_because
+    if wrong or not invalid_because:
+        result["status"], code = ("passed", ExitCode.PASS) if ok and not wrong else ("failed", ExitCode.GATE_FAILED)
+    else:
+        result["status"], code = "invalid_measurement", ExitCode.INVALID_MEASUREMENT
     return code, result
 
 

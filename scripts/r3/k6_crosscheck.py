@@ -4,6 +4,9 @@
 
 Both tools drive the same null server (its own process) at the same constant arrival rate, one
 after the other; their achieved rate and p50/p99 latency must agree within ``--tolerance`` (15%).
+When either tool fell behind its own schedule (our late starts, k6's dropped iterations) the
+result is ``invalid_measurement`` (exit 3), not a disagreement: the machine, not the tools, was
+measured.
 The null server answers after a fixed service time (``--delay-ms``, default 50) so both tools measure
 a known quantity. With no delay each tool mostly measures its own overhead: ours reports latency
 from each request's intended start, which includes the event loop's wake-up granularity (about
@@ -29,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when 
 
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, fail
 from scripts.r3 import null_server
-from scripts.r3.openloop import run_fire
+from scripts.r3.openloop import generator_fell_behind, run_fire
 
 K6_SCRIPT = """
 import http from 'k6/http';
@@ -107,13 +110,29 @@ def compare(ours: dict[str, Any], k6: dict[str, Any], tolerance: float) -> dict[
     }
 
 
+def harness_problems(ours: dict[str, Any], k6: dict[str, Any]) -> list[str]:
+    """Why the comparison cannot be trusted: a tool that fell behind its own schedule measured the machine.
+
+    On a busy shared machine either generator can be starved; a disagreement then says nothing about
+    the generators' agreement, so it is reported as an invalid measurement, not as a failure.
+    """
+    problems = []
+    if generator_fell_behind(ours):
+        problems.append(f"our generator fell behind: {ours['late_starts']} late starts")
+    if k6["dropped_iterations"]:
+        problems.append(f"k6 fell behind: {k6['dropped_iterations']} dropped iterations")
+    return problems
+
+
 def crosscheck(rate: float, duration_s: float, delay_ms: float, tolerance: float) -> dict[str, Any]:
     with null_server.running(delay_ms) as url:
         ours = run_ours(url, rate, duration_s)
         k6 = run_k6(url, rate, duration_s)
     verdict = compare(ours, k6, tolerance)
+    invalid = harness_problems(ours, k6)
     return {
-        "status": "passed" if not verdict["disagreements"] else "failed",
+        "status": "invalid_measurement" if invalid else "passed" if not verdict["disagreements"] else "failed",
+        "invalid_because": invalid,
         "rate": rate,
         "duration_s": duration_s,
         "null_delay_ms": delay_ms,
@@ -139,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, RuntimeError, subprocess.TimeoutExpired) as exc:
         fail(ExitCode.USAGE_OR_ENVIRONMENT, str(exc))
     emit(result, args.output)
-    return ExitCode.PASS if result["status"] == "passed" else ExitCode.GATE_FAILED
+    codes = {"passed": ExitCode.PASS, "invalid_measurement": ExitCode.INVALID_MEASUREMENT}
+    return codes.get(result["status"], ExitCode.GATE_FAILED)
 
 
 if __name__ == "__main__":

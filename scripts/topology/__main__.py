@@ -11,22 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
+import time
 from pathlib import Path
 
 import psycopg
 
+from scripts import interrupts
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, fail, redact_dsn
-from scripts.topology.lifecycle import (
-    RUN_DIR,
-    Topology,
-    TopologyConfig,
-    TopologyError,
-    cleanup_stale,
-    restore_sigterm,
-    sigterm_as_interrupt,
-)
+from scripts.topology.lifecycle import RUN_DIR, Topology, TopologyConfig, TopologyError, cleanup_stale
 from scripts.topology.postgres import PostgresError, RolePasswords, provision
 
 
@@ -83,33 +76,34 @@ def _up(args: argparse.Namespace) -> int:
         ready_timeout_s=args.timeout,
     )
     topology = Topology(config)
-    previous_sigterm = sigterm_as_interrupt()  # SIGTERM during bring-up tears down like Ctrl-C
-    try:
-        if args.foreground:
-            with topology:
-                emit(topology.probe())
-                print(f"ready; `source {config.env_path}` to use it; Ctrl-C to stop", file=sys.stderr)
-                signal.pause()
-            return 0
+    with interrupts.handling_signals():  # SIGINT or SIGTERM at any step: tear down, exit 130
         try:
-            topology.up()
-        except BaseException:
-            topology.down()
-            raise
-    except KeyboardInterrupt:
-        print("interrupted: topology torn down", file=sys.stderr)
-        return 130
-    except TopologyError as exc:
-        fail(ExitCode.GATE_FAILED, str(exc))
-    except Exception as exc:
-        fail(ExitCode.USAGE_OR_ENVIRONMENT, f"{type(exc).__name__}: {exc}")
-    finally:
-        restore_sigterm(previous_sigterm)
-    emit(topology.probe())
-    print(
-        f"ready; `source {config.env_path}` to use it; `python -m scripts.topology down` to stop",
-        file=sys.stderr,
-    )
+            if args.foreground:
+                with topology:
+                    emit(topology.probe())
+                    print(f"ready; `source {config.env_path}` to use it; Ctrl-C to stop", file=sys.stderr)
+                    while True:
+                        interrupts.checkpoint("foreground")
+                        time.sleep(0.5)
+            else:
+                try:  # detached: report and leave it running
+                    topology.up()
+                    emit(topology.probe())
+                    print(
+                        f"ready; `source {config.env_path}` to use it; `python -m scripts.topology down` to stop",
+                        file=sys.stderr,
+                    )
+                    interrupts.checkpoint("exit")  # a signal that arrived while reporting still tears down
+                except BaseException:
+                    topology.down()
+                    raise
+        except KeyboardInterrupt:
+            print("interrupted: topology torn down", file=sys.stderr)
+            return 130
+        except TopologyError as exc:
+            fail(ExitCode.GATE_FAILED, str(exc))
+        except Exception as exc:
+            fail(ExitCode.USAGE_OR_ENVIRONMENT, f"{type(exc).__name__}: {exc}")
     return 0
 
 

@@ -11,7 +11,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -20,12 +19,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
 
 from app.core.roles import OPS_READER_ROLE, OWNER_ROLE, RUNTIME_ROLE
+from scripts import interrupts
 from scripts.harness import BACKEND_DIR, REPO_ROOT, redact_dsn
 from scripts.topology.postgres import (
     EmbeddedPostgres,
@@ -42,6 +41,7 @@ from scripts.topology.processes import ManagedProcess, free_port, stop_recorded
 RUN_DIR = REPO_ROOT / ".run"
 SERVICES = ("mock_platform", "api", "worker")
 # Never handed to api or worker: the runtime gets app_user's DSNs and nothing else.
+INTERRUPTED_STOP_GRACE_S = 2.0  # after Ctrl-C: SIGTERM, this long, then SIGKILL
 PRIVILEGED_ENV = ("PHASE8_ADMIN_DATABASE_URL", "MIGRATION_DATABASE_URL", "OPS_DATABASE_URL")
 
 
@@ -102,6 +102,7 @@ class Topology:
         self.processes: dict[str, ManagedProcess] = {}
         self.timings: dict[str, float] = {}
         self.postgres_version = "unknown"
+        self.phase = "not started"  # the bring-up step in progress, for a report of where it stopped
         self._started = False
 
     @classmethod
@@ -137,12 +138,13 @@ class Topology:
     # -- context manager -------------------------------------------------------------------
 
     def __enter__(self) -> Topology:
-        self._previous_sigterm = sigterm_as_interrupt()
+        self._signals = interrupts.handling_signals()  # SIGTERM unwinds like Ctrl-C, so teardown runs
+        self._signals.__enter__()
         try:
             self.up()
         except BaseException:
             self.down()
-            restore_sigterm(self._previous_sigterm)
+            self._signals.__exit__(None, None, None)
             raise
         return self
 
@@ -150,19 +152,20 @@ class Topology:
         try:
             self.down()
         finally:
-            restore_sigterm(self._previous_sigterm)
+            self._signals.__exit__(None, None, None)
 
     # -- bring-up --------------------------------------------------------------------------
 
     def up(self) -> None:
         started = time.monotonic()
+        self._boundary("cleanup_stale")
         RUN_DIR.mkdir(exist_ok=True)
         cleanup_stale(self.config.state_path)
         self.config.logs_dir.mkdir(parents=True, exist_ok=True)
         self._started = True
         self._save_state()
 
-        with self._phase("postgres_s"):
+        with self._phase("postgres"):
             if self.config.admin_database_url:
                 self.admin_url = self.config.admin_database_url
                 self.database = f"attribution_{self.run_id}"
@@ -174,25 +177,34 @@ class Topology:
                 endpoint = self.embedded.endpoint
             self._save_state()
             self.postgres_version = server_version(self.admin_url)
-        with self._phase("provision_s"):
+        with self._phase("provision"):
             provision(self.admin_url, self.database, self.passwords)
             self.dsns = self._dsns(endpoint)
-        with self._phase("migrate_s"):
+        with self._phase("migrate"):
             self._migrate()
-        with self._phase("processes_s"):
+        with self._phase("processes"):
             for name in self.services:
+                self._boundary(f"spawn_{name}")
                 self._spawn(name)
-        with self._phase("ready_s"):
+        with self._phase("ready"):
             self.wait_ready()
+        self._boundary("records")
         self.timings["up_s"] = round(time.monotonic() - started, 3)
         self._write_env_file()
         self.write_probe()
 
+    def _boundary(self, step: str) -> None:
+        """Where bring-up is; an interrupt received since the last boundary stops it here."""
+        self.phase = step
+        interrupts.checkpoint(step)
+
     @contextlib.contextmanager
     def _phase(self, name: str) -> Iterator[None]:
+        """One step of bring-up: a boundary where an interrupt stops it, and a timing ``<name>_s``."""
+        self._boundary(name)
         started = time.monotonic()
         yield
-        self.timings[name] = round(time.monotonic() - started, 3)
+        self.timings[f"{name}_s"] = round(time.monotonic() - started, 3)
 
     def _dsns(self, endpoint: Endpoint) -> Dsns:
         def url(user: str, password: str, driver: str) -> str:
@@ -371,25 +383,30 @@ class Topology:
     # -- teardown ----------------------------------------------------------------------------
 
     def down(self) -> None:
+        """Stop everything this run started. After an interrupt it is quick (short grace, then SIGKILL;
+        the throwaway cluster stopped in immediate mode) so the whole stop stays within seconds."""
         if not self._started:
             return
         self._started = False
-        grace = self.config.stop_grace_s
-        threads = [threading.Thread(target=p.stop, args=(grace,), daemon=True) for p in self.processes.values()]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
-        if self.embedded is not None:
-            self._keep_postgres_log()
-            with contextlib.suppress(Exception):
-                self.embedded.stop()
-            kill_stale_cluster(self.embedded.pgdata, self.embedded.bin_path, self.embedded.system_user)
-        elif self.admin_url and not self.config.keep:
-            with contextlib.suppress(Exception):
-                drop_database(self.admin_url, self.database, drop_roles=True)
-        for path in (self.config.state_path, self.config.env_path):
-            path.unlink(missing_ok=True)
+        with interrupts.shielded():
+            hurry = interrupts.received() is not None
+            grace = INTERRUPTED_STOP_GRACE_S if hurry else self.config.stop_grace_s
+            threads = [threading.Thread(target=p.stop, args=(grace,), daemon=True) for p in self.processes.values()]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=grace + 15)
+            if self.embedded is not None:
+                self._keep_postgres_log()
+                if not hurry:
+                    with contextlib.suppress(Exception):
+                        self.embedded.stop()
+                kill_stale_cluster(self.embedded.pgdata, self.embedded.bin_path, self.embedded.system_user)
+            elif self.admin_url and not self.config.keep:
+                with contextlib.suppress(Exception):
+                    drop_database(self.admin_url, self.database, drop_roles=True)
+            for path in (self.config.state_path, self.config.env_path):
+                path.unlink(missing_ok=True)
 
     def _keep_postgres_log(self) -> None:
         assert self.embedded is not None
@@ -475,19 +492,3 @@ def cleanup_stale(state_path: Path) -> dict[str, Any]:
     state_path.unlink(missing_ok=True)
     state_path.with_suffix(".env").unlink(missing_ok=True)
     return {"found": True, "stopped_processes": stopped, "stopped_postgres": cluster_running}
-
-
-def sigterm_as_interrupt() -> Any:
-    """Let SIGTERM unwind like Ctrl-C so teardown runs; only possible on the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def _raise(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    return signal.signal(signal.SIGTERM, _raise)
-
-
-def restore_sigterm(previous: Any) -> None:
-    if previous is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, previous)

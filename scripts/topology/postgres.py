@@ -7,6 +7,7 @@ everything after that runs as the schema owner (migrations) or app_user (runtime
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -258,15 +259,16 @@ def kill_stale_cluster(pgdata: Path, bin_path: Path | None, system_user: str | N
     pid = postmaster_pid(pgdata)
     if pid is not None:
         if bin_path is not None and (bin_path / "pg_ctl").exists():
-            subprocess.run(
-                [str(bin_path / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=30,
-                user=system_user,
-                check=False,
-            )
+            with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL below, whatever pg_ctl did
+                subprocess.run(
+                    [str(bin_path / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=10,
+                    user=system_user,
+                    check=False,
+                )
         deadline = time.monotonic() + 10
         while postmaster_pid(pgdata) is not None and time.monotonic() < deadline:
             try:

@@ -21,6 +21,7 @@ def gate_dir(tmp_path: Path, name: str) -> Path:
     return root
 
 
+@pytest.mark.timing  # the gate judges latencies and a k6 cross-check: never beside the parallel suite
 def test_eg8_5_needs_llm_calls_inside_the_ingestion_window(topology: Topology, tmp_path: Path) -> None:
     composed = eg8_5_composed_perf(GateContext(gate_dir(tmp_path, "with"), "ci_subset", topology))
     assert composed.status == "passed", composed.error

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,41 +17,14 @@ from scripts.topology import Topology, TopologyConfig
 from scripts.topology.lifecycle import RUN_DIR
 from scripts.topology.postgres import postmaster_pid
 
+from .interrupting import CLI_ENV, STOP_WITHIN_S, assert_nothing_left, postgres_processes_for, start_paused
+
 pytestmark = pytest.mark.slow
-
-
-def live_pids(pids: list[int]) -> list[int]:
-    alive = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.append(pid)
-        except psutil.NoSuchProcess:
-            continue
-    return alive
-
-
-def postgres_processes_for(pgdata: str) -> list[int]:
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-        if proc.info["status"] != psutil.STATUS_ZOMBIE and pgdata in " ".join(proc.info["cmdline"] or []):
-            found.append(proc.info["pid"])
-    return found
 
 
 def recorded(state: dict) -> tuple[list[int], str | None]:
     pids = [record["pid"] for record in state["processes"].values() if record.get("pid")]
     return pids, state.get("pgdata")
-
-
-def assert_nothing_left(pids: list[int], pgdata: str | None) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (live_pids(pids) or (pgdata and postgres_processes_for(pgdata))):
-        time.sleep(0.2)
-    assert live_pids(pids) == []
-    if pgdata:
-        assert postgres_processes_for(pgdata) == []
-        assert not Path(pgdata).exists()
 
 
 def test_down_leaves_no_process(test_artifacts: Path) -> None:
@@ -69,9 +41,6 @@ def test_down_leaves_no_process(test_artifacts: Path) -> None:
         assert (config.env_path.stat().st_mode & 0o777) == 0o600
     assert_nothing_left(pids + children, pgdata)
     assert not config.state_path.exists()
-
-
-CLI_ENV = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'backend'}"}
 
 
 def start_cli_up(name: str, artifact_dir: Path) -> subprocess.Popen[bytes]:
@@ -110,23 +79,40 @@ def wait_for_state(name: str, service: str, timeout_s: float = 60) -> dict:
     raise AssertionError(f"{service} never recorded in {path}")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_bring_up_tears_down(test_artifacts: Path, sig: signal.Signals) -> None:
-    name = f"pytest-interrupt-{sig.name.lower()}"
-    for attempt in range(3):
-        up = start_cli_up(name, test_artifacts / f"{name}-{attempt}")
-        state = wait_for_state(name, "worker")  # processes spawned; health not yet confirmed
-        if up.poll() is None:
-            break
-        # A starved test process can see the state only after bring-up finished: the signal would
-        # land on nothing. Tear that run down and try again; the claim is about an interrupted one.
-        assert cli_down(name).returncode == 0
-    else:
-        pytest.fail("bring-up finished before the test could interrupt it, three times")
-    up.send_signal(sig)
-    assert up.wait(timeout=60) != 0
+# Every boundary of bring-up (scripts/topology/lifecycle.py), then the report after it.
+UP_STEPS = (
+    "cleanup_stale",
+    "postgres",
+    "provision",
+    "migrate",
+    "processes",
+    "spawn_mock_platform",
+    "spawn_api",
+    "spawn_worker",
+    "ready",
+    "records",
+    "exit",
+)
+
+
+@pytest.mark.parametrize(
+    ("step", "sig"),
+    [pytest.param(step, signal.SIGINT, id=f"{step}-SIGINT") for step in UP_STEPS]
+    + [pytest.param(step, signal.SIGTERM, id=f"{step}-SIGTERM") for step in ("provision", "spawn_worker", "exit")],
+)
+def test_interrupted_bring_up_tears_down(test_artifacts: Path, step: str, sig: signal.Signals) -> None:
+    name = f"pytest-interrupt-{step}-{sig.name.lower()}"
+    argv = ["-m", "scripts.topology", "up", "--name", name, "--artifact-dir", str(test_artifacts / name)]
+    paused = start_paused(argv, step, test_artifacts / f"{name}.out")
+    state_path = RUN_DIR / f"{name}.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"processes": {}}
+    code, took_s = paused.interrupt(sig)
+    assert code == 130, paused.text()
+    assert took_s < STOP_WITHIN_S, f"took {took_s:.1f} s to stop"
+    assert "interrupted: topology torn down" in paused.text()
     pids, pgdata = recorded(state)
-    assert_nothing_left(pids, pgdata)
+    assert_nothing_left(pids + paused.descendants, pgdata)
+    assert not state_path.exists() and not state_path.with_suffix(".env").exists()
 
 
 def test_killed_run_is_cleaned_up_by_the_next(test_artifacts: Path) -> None:

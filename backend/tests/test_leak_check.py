@@ -1,0 +1,35 @@
+"""scripts/ci/leak_check.py finds what a run left behind (and, as the control, nothing on a clean run)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from scripts.ci import leak_check
+
+
+def test_clean_run_passes(tmp_path: Path) -> None:
+    checkout, temp = tmp_path / "checkout", tmp_path / "tmp"
+    checkout.mkdir(), temp.mkdir()
+    snapshot = tmp_path / "snapshot.json"
+    (temp / "attrib-pg-older").mkdir()  # an earlier run's leftover is not this run's leak
+    args = ["--checkout", str(checkout), "--temp-dir", str(temp)]
+    assert leak_check.main(["snapshot", str(snapshot), *args]) == 0
+    assert leak_check.main(["check", str(snapshot), *args]) == 0
+
+
+def test_a_leaked_process_and_data_directory_fail_the_run(tmp_path: Path) -> None:
+    checkout, temp = tmp_path / "checkout", tmp_path / "tmp"
+    checkout.mkdir(), temp.mkdir()
+    snapshot = tmp_path / "snapshot.json"
+    args = ["--checkout", str(checkout), "--temp-dir", str(temp)]
+    leak_check.main(["snapshot", str(snapshot), *args])
+    orphan = subprocess.Popen(["sleep", "60"], cwd=checkout)  # started "from the checkout"
+    (temp / "attrib-pg-x1y2" / "data").mkdir(parents=True)
+    try:
+        assert leak_check.main(["check", str(snapshot), *args]) == 1
+        assert orphan.wait(timeout=10) != 0  # stopped after being reported
+        assert not (temp / "attrib-pg-x1y2").exists()
+    finally:
+        orphan.kill()
+        orphan.wait()

@@ -1,0 +1,82 @@
+"""A timing comparison whose own harness fell behind is an invalid measurement (exit 3), not a
+disagreement; the gate runs it once more at a quieter moment, and only a valid answer decides.
+Lost or wrong data is never excused as an invalid measurement.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from scripts.harness import ExitCode
+from scripts.phase8 import gates
+from scripts.phase8.gates import GateContext
+from scripts.r3.ingestion_under_fire import PROFILES, null_benchmark_problems
+from scripts.r3.k6_crosscheck import harness_problems
+
+
+def ours(late_starts: int, requests: int = 6000) -> dict[str, Any]:
+    return {"late_starts": late_starts, "requests": requests}
+
+
+def test_crosscheck_is_invalid_when_either_tool_fell_behind() -> None:
+    assert harness_problems(ours(0), {"dropped_iterations": 0}) == []
+    assert harness_problems(ours(5), {"dropped_iterations": 0}) == []  # scheduling noise, not a trend
+    assert "our generator fell behind" in harness_problems(ours(200), {"dropped_iterations": 0})[0]
+    assert "k6 fell behind" in harness_problems(ours(0), {"dropped_iterations": 3})[0]
+
+
+def null_summary(p99_ms: float, late_starts: int = 0) -> dict[str, Any]:
+    return {"latency_ms": {"corrected": {"p99": p99_ms}}, "late_starts": late_starts, "requests": 100}
+
+
+def test_a_slow_null_benchmark_voids_the_run() -> None:
+    sweep = PROFILES["sweep"]  # p99 bound 250 ms: the harness may use 25 ms of it
+    assert null_benchmark_problems(null_summary(3.0), sweep) == []
+    assert "null benchmark p99 40.0 ms" in null_benchmark_problems(null_summary(40.0), sweep)[0]
+    assert "fell behind" in null_benchmark_problems(null_summary(3.0, late_starts=50), sweep)[0]
+
+
+def step_script(tmp_path: Path, codes: list[int]) -> Path:
+    """A step that exits with ``codes`` in turn, one per run (its state in a file beside it)."""
+    script = tmp_path / "step.py"
+    state = tmp_path / "runs"
+    script.write_text(
+        "import pathlib, sys\n"
+        f"state = pathlib.Path({str(state)!r})\n"
+        "n = int(state.read_text()) if state.exists() else 0\n"
+        "state.write_text(str(n + 1))\n"
+        f"sys.exit({codes!r}[n])\n"
+    )
+    return script
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GateContext:
+    monkeypatch.setattr(gates, "wait_for_quiet", lambda: 12.0)
+    (tmp_path / "logs").mkdir()
+    topology = SimpleNamespace(operator_env={})
+    return GateContext(tmp_path, "ci_subset", cast(Any, topology))
+
+
+@pytest.mark.parametrize(
+    ("codes", "final", "retried"),
+    [
+        ([ExitCode.INVALID_MEASUREMENT, ExitCode.PASS], ExitCode.PASS, True),
+        ([ExitCode.INVALID_MEASUREMENT, ExitCode.GATE_FAILED], ExitCode.GATE_FAILED, True),
+        ([ExitCode.INVALID_MEASUREMENT, ExitCode.INVALID_MEASUREMENT], ExitCode.INVALID_MEASUREMENT, True),
+        ([ExitCode.GATE_FAILED], ExitCode.GATE_FAILED, False),  # a valid disagreement is never retried
+        ([ExitCode.PASS], ExitCode.PASS, False),
+    ],
+)
+def test_an_invalid_measurement_is_retried_once(
+    ctx: GateContext, tmp_path: Path, codes: list[int], final: int, retried: bool
+) -> None:
+    record: dict[str, float] = {}
+    code = gates._measurement(ctx, record, "step", str(step_script(tmp_path, [int(c) for c in codes])))
+    assert code == final
+    assert (record == {"step": 12.0}) is retried
+    assert ("invalid measurement; once more" in (tmp_path / "logs" / "step.log").read_text()) is retried

@@ -1,0 +1,118 @@
+"""Nothing a CI run started may outlive it: no process from the checkout, no embedded PostgreSQL data
+directory in the temp folder.
+
+    python3 scripts/ci/leak_check.py snapshot FILE     # before the run: the data directories already there
+    python3 scripts/ci/leak_check.py check FILE        # after it: list what was left, stop it, exit 1
+
+A process counts as the checkout's when its executable, working directory or command line lies
+under the checkout (the nox virtualenvs, the embedded server's binaries, the harness's scripts);
+this script and the processes that started it are not counted. Data directories count only when
+they are new since the snapshot, so an older run's leftovers do not fail this one.
+
+Standard library only: it runs with any Python 3, before or after the virtualenvs exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+DATA_DIR_PREFIX = "attrib-pg-"  # scripts/topology/postgres.py: EmbeddedPostgres.fresh()
+
+
+def data_dirs(temp_dir: Path) -> list[str]:
+    return sorted(str(p) for p in temp_dir.glob(f"{DATA_DIR_PREFIX}*"))
+
+
+def ancestors(pid: int) -> set[int]:
+    found = set()
+    while pid > 1:
+        found.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
+
+
+def describe(pid: int) -> dict[str, str] | None:
+    """The process's state, executable, working directory and command line, or None when it is gone."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return None
+    links = {}
+    for name in ("exe", "cwd"):
+        try:
+            links[name] = os.readlink(proc / name)
+        except OSError:
+            links[name] = ""
+    return {"pid": str(pid), "state": state, "cmdline": cmdline, **links}
+
+
+def leaked_processes(checkout: Path) -> list[dict[str, str]]:
+    root = str(checkout)
+    mine = ancestors(os.getpid())
+    leaked = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        info = describe(int(entry.name))
+        if info is None or info["state"] == "Z":
+            continue
+        under = (
+            info["exe"].startswith(root + "/") or info["cwd"] == root or info["cwd"].startswith(root + "/")
+        ) or root + "/" in info["cmdline"]
+        if under:
+            leaked.append(info)
+    return leaked
+
+
+def stop(pids: list[int]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        time.sleep(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=("snapshot", "check"))
+    parser.add_argument("file", type=Path, help="where the snapshot of existing data directories is kept")
+    parser.add_argument("--checkout", type=Path, default=CHECKOUT, help="default: the checkout holding this script")
+    parser.add_argument("--temp-dir", type=Path, default=Path(tempfile.gettempdir()), help="default: the system's")
+    args = parser.parse_args(argv)
+    if args.action == "snapshot":
+        args.file.write_text(json.dumps(data_dirs(args.temp_dir)))
+        return 0
+    before = set(json.loads(args.file.read_text())) if args.file.exists() else set()
+    processes = leaked_processes(args.checkout.resolve())
+    directories = [d for d in data_dirs(args.temp_dir) if d not in before]
+    if not processes and not directories:
+        print("leak check: no process from the checkout and no new data directory is left")
+        return 0
+    for info in processes:
+        print(f"leak check: process {info['pid']} still running: {info['cmdline'][:300]}", file=sys.stderr)
+    for directory in directories:
+        print(f"leak check: data directory left behind: {directory}", file=sys.stderr)
+    stop([int(info["pid"]) for info in processes])  # reported above; do not let them spoil the next run
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
