@@ -9,9 +9,12 @@ Runs as ops_reader ($OPS_DATABASE_URL; BYPASSRLS, read-only session) and writes:
 - sql/phase8_topology_counts.csv: rows per table, including the broker's own tables;
 - sql/phase8_pg_snapshot.csv: server statistics (commits, rollbacks, deadlocks, connections).
 
-With ``--window-from`` (the ingestion result, which records its UTC window) it also counts
-``perf_composed_llm_calls``: ledger rows written inside that window, the proof that the LLM
-boundary and ingestion really ran at the same time. ``--require-composed`` fails when it is 0.
+With ``--window-from`` (the ingestion result, which records its UTC window) and ``--llm-load-from``
+(the LLM background load's result, which names its tenant) it also counts
+``perf_composed_llm_calls``: calls of that load which reached the provider and succeeded inside
+the window, the proof that the LLM boundary really worked while ingestion ran. Blocked, failed
+and cached calls, and other tenants' calls, do not count; they are broken down by outcome beside
+it in ``perf_composed_llm_outcomes``. ``--require-composed`` fails when the count is 0.
 """
 
 from __future__ import annotations
@@ -54,9 +57,18 @@ SCALAR_PROBES: dict[str, str] = {
           AND NOT (c.relrowsecurity AND c.relforcerowsecurity)""",
 }
 WINDOW_PROBES: dict[str, str] = {
-    "perf_composed_llm_calls": "SELECT count(*) FROM llm_api_calls WHERE created_at BETWEEN %(start)s AND %(end)s",
+    "perf_composed_llm_calls": """
+        SELECT count(*) FROM llm_api_calls
+        WHERE created_at BETWEEN %(start)s AND %(end)s AND tenant_id = ANY(%(tenants)s::uuid[])
+          AND status = 'succeeded' AND provider_attempted""",
     "perf_window_events": "SELECT count(*) FROM attribution_events WHERE received_at BETWEEN %(start)s AND %(end)s",
 }
+WINDOW_OUTCOMES = """
+    SELECT status || coalesce(':' || coalesce(blocked_reason, failure_reason), '')
+           || CASE WHEN provider_attempted THEN '' ELSE ' (no provider call)' END, count(*)
+    FROM llm_api_calls
+    WHERE created_at BETWEEN %(start)s AND %(end)s AND tenant_id = ANY(%(tenants)s::uuid[])
+    GROUP BY 1 ORDER BY 1"""
 # Each check: probe name -> the value it must have (what a healthy, finished run looks like).
 CHECKS = {
     "llm_duplicate_ledger_rows": 0,
@@ -90,11 +102,13 @@ TABLE_CSVS: dict[str, str] = {
 }
 
 
-def read_window(path: Path) -> dict[str, str]:
+def read_window(path: Path, llm_load: Path | None) -> dict[str, Any]:
+    """The ingestion window, and the tenants whose LLM calls count in it (none without a load result)."""
     window = json.loads(path.read_text()).get("window") or {}
     if not {"started_at", "finished_at"} <= set(window):
         raise ValueError(f"{path} records no window (started_at, finished_at)")
-    return {"start": window["started_at"], "end": window["finished_at"]}
+    tenant = json.loads(llm_load.read_text()).get("tenant_id") if llm_load and llm_load.exists() else None
+    return {"start": window["started_at"], "end": window["finished_at"], "tenants": [tenant] if tenant else []}
 
 
 def collect(dsn: str, out_dir: Path, window: dict[str, str] | None) -> dict[str, Any]:
@@ -107,6 +121,7 @@ def collect(dsn: str, out_dir: Path, window: dict[str, str] | None) -> dict[str,
         if window:
             for name, sql in WINDOW_PROBES.items():
                 probes[name] = conn.execute(sql, window).fetchone()[0]  # type: ignore[index]
+            probes["perf_composed_llm_outcomes"] = dict(conn.execute(WINDOW_OUTCOMES, window).fetchall())
         for filename, sql in TABLE_CSVS.items():
             write_csv(conn.execute(sql), out_dir / filename)
     failed = {name: probes[name] for name, want in CHECKS.items() if probes[name] != want}
@@ -120,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", default=env_default("OPS_DATABASE_URL"), help="ops_reader DSN ($OPS_DATABASE_URL)")
     parser.add_argument("--artifact-dir", type=Path, required=True, help="files go to <dir>/sql/")
     parser.add_argument("--window-from", type=Path, help="ingestion result JSON whose window to probe")
+    parser.add_argument("--llm-load-from", type=Path, help="LLM background load result JSON: whose calls count")
     parser.add_argument("--require-composed", action="store_true", help="fail when perf_composed_llm_calls is 0")
     args = parser.parse_args(argv)
     if not args.dsn:
@@ -127,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.require_composed and not args.window_from:
         fail(ExitCode.USAGE_OR_ENVIRONMENT, "--require-composed needs --window-from")
     try:
-        window = read_window(args.window_from) if args.window_from else None
+        window = read_window(args.window_from, args.llm_load_from) if args.window_from else None
         result = collect(args.dsn, args.artifact_dir / "sql", window)
     except (OSError, ValueError) as exc:
         fail(ExitCode.USAGE_OR_ENVIRONMENT, str(exc))

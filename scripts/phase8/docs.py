@@ -49,7 +49,8 @@ EVIDENCE = """
 - `runtime_db_probe.json` (identity of the runtime DSN), `p8_topology_probe.json` (ports, PIDs,
   versions, DSNs with passwords redacted), `logs/*.log` (every service and step).
 - `sql/phase8_sql_probe_summary.json` (named probes as `ops_reader`, including
-  `perf_composed_llm_calls`: ledger rows written inside the ingestion window),
+  `perf_composed_llm_calls`: the LLM background load's calls that reached the provider and
+  succeeded inside the ingestion window, with `perf_composed_llm_outcomes` beside it),
   `sql/phase8_llm_outcomes.csv`, `sql/phase8_topology_counts.csv`, `sql/phase8_pg_snapshot.csv`.
 - `r3/ingestion_under_fire.json` (load result: rates, HDR percentiles corrected and uncorrected,
   answers by kind, exact database counts, PII check, null benchmark, plain-insert baseline,
@@ -67,7 +68,8 @@ Every profile also requires: achieved rate >= 98% of target, zero transport erro
 storm answered as expected, database counts equal to the answers, attribution drained, and none
 of the raw PII sent stored. Scripts: `scripts/r3/ingestion_under_fire.py` (usable alone with
 `--base-url` and `--dsn`), `scripts/phase8/llm_background_load.py`, `scripts/phase8/collect_sql_probes.py`.
-Negative control: `--no-llm-background-load` leaves `perf_composed_llm_calls` at 0 and EG8.5 fails.
+Negative controls: `--no-llm-background-load`, or the kill switch on for the whole window, leave
+`perf_composed_llm_calls` at 0 and EG8.5 fails.
 
 ## Failure interpretation
 - `phase8_gate_summary.json.status=failed`: read `error`, then the failed gate's first log below.

@@ -296,6 +296,8 @@ def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
         str(ctx.artifact_dir),
         "--window-from",
         str(ctx.artifact_dir / INGESTION_RESULT),
+        "--llm-load-from",
+        str(ctx.artifact_dir / LLM_LOAD_RESULT),
         "--require-composed",
     )
     ingestion = read_json_object(ctx.artifact_dir / INGESTION_RESULT)
@@ -308,6 +310,7 @@ def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
         ratio_to_baseline=ingestion.get("ratio_to_baseline"),
         null_benchmark_p99_ms=ingestion.get("null_benchmark", {}).get("latency_ms", {}).get("corrected", {}).get("p99"),
         perf_composed_llm_calls=probes.get("perf_composed_llm_calls", 0),
+        perf_composed_llm_outcomes=probes.get("perf_composed_llm_outcomes", {}),
         llm_background_requests=llm.get("requests", 0),
         window_overlap_s=round(overlap_s(ingestion.get("window", {}), llm.get("window", {})), 3),
         k6_crosscheck=crosscheck.get("relative_difference"),
@@ -345,7 +348,10 @@ def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
             "see logs/r3_ingestion_under_fire.log"
         )
     if not metrics["perf_composed_llm_calls"]:
-        problems.append("perf_composed_llm_calls = 0: no LLM call was ledgered inside the ingestion window")
+        problems.append(
+            "perf_composed_llm_calls = 0: no LLM call of the background load reached the provider and succeeded "
+            f"inside the ingestion window (outcomes there: {metrics['perf_composed_llm_outcomes'] or 'none'})"
+        )
     if ctx.llm_background_load and (background_code != 0 or not metrics["window_overlap_s"]):
         problems.append(
             f"LLM background load exit {background_code}, overlap {metrics['window_overlap_s']} s; "
@@ -423,7 +429,8 @@ GATES: tuple[Gate, ...] = (
     Gate(
         "eg8_5_composed_ingestion_perf",
         "EG8.5 composed perf",
-        "ingestion under fire with LLM background load in the same window; perf_composed_llm_calls > 0",
+        "ingestion under fire with LLM background load in the same window; perf_composed_llm_calls > 0 "
+        "(the load's own calls that reached the provider and succeeded inside the window)",
         "logs/r3_ingestion_under_fire.log",
         eg8_5_composed_perf,
         also_read=(PROBE_SUMMARY, "logs/llm_background_load.log", "r3/ingestion_under_fire.json"),

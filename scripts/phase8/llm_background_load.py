@@ -46,7 +46,9 @@ def task_shot(tenant: ProvisionedTenant, run_tag: str) -> Any:
 
     def shot(index: int) -> Shot:
         task = TASK_TYPES[index % len(TASK_TYPES)]
-        body = {"request_id": f"bg-{run_tag}-{index}", "question": f"background question {index} for {task}"}
+        # A question of its own per request: repeated ones are answered from the cache, which proves
+        # nothing about the provider path EG8.5 is about.
+        body = {"request_id": f"bg-{run_tag}-{index}", "question": f"background question {run_tag}-{index} for {task}"}
         return Shot("POST", f"/api/v1/llm/{task}", task, json.dumps(body).encode(), headers)
 
     return shot

@@ -1,14 +1,21 @@
-"""EG8.5 on the live topology: with LLM background load it passes and the ledger shows calls inside
-the ingestion window; without it (the negative control) perf_composed_llm_calls is 0 and it fails.
+"""EG8.5 on the live topology: with LLM background load it passes and the ledger shows provider-backed
+successes inside the ingestion window. Two negative controls fail it: no background load at all, and
+a load whose every call is blocked (the kill switch on for the whole window), which still writes
+ledger rows but never reaches the provider.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from scripts.harness import REPO_ROOT
 from scripts.phase8.gates import GateContext, eg8_5_composed_perf
 from scripts.topology import Topology
 
@@ -38,3 +45,36 @@ def test_eg8_5_needs_llm_calls_inside_the_ingestion_window(topology: Topology, t
     assert alone.metrics["exit_codes"]["ingestion"] == 0  # ingestion itself was fine: only the coupling is missing
     probes = json.loads((alone_dir / "sql" / "phase8_sql_probe_summary.json").read_text())
     assert probes["failed_checks"] == {"perf_composed_llm_calls": 0}
+
+
+@contextmanager
+def kill_switch_on(topology: Topology) -> Iterator[None]:
+    """The operator's own command, so the control follows wherever the switch lives."""
+
+    def switch(*args: str) -> None:
+        subprocess.run(
+            [sys.executable, "scripts/ops/llm_kill_switch.py", *args],
+            cwd=REPO_ROOT,
+            env={**topology.operator_env, "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'backend'}"},
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+
+    switch("on", "--reason", "EG8.5 negative control")
+    try:
+        yield
+    finally:
+        switch("off")
+
+
+@pytest.mark.timing
+def test_eg8_5_fails_when_no_call_reaches_the_provider(topology: Topology, tmp_path: Path) -> None:
+    with kill_switch_on(topology):
+        blocked = eg8_5_composed_perf(GateContext(gate_dir(tmp_path, "blocked"), "ci_subset", topology))
+    assert blocked.status == "failed"
+    assert blocked.metrics["perf_composed_llm_calls"] == 0
+    outcomes = blocked.metrics["perf_composed_llm_outcomes"]
+    assert outcomes and all("provider_kill_switch" in outcome for outcome in outcomes), outcomes
+    assert blocked.error is not None and "perf_composed_llm_calls = 0" in blocked.error
+    assert blocked.metrics["exit_codes"]["llm_background_load"] == 0  # the load ran; its calls were all blocked
