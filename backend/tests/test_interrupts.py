@@ -12,6 +12,13 @@ import pytest
 from scripts import interrupts
 
 
+@pytest.fixture(autouse=True)
+def fresh_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts as a new process would. In the suite, a session-scoped topology of the same
+    pytest process holds its own handling_signals() block open for the whole session."""
+    monkeypatch.setattr(interrupts, "_state", interrupts._State())
+
+
 def deliver(sig: signal.Signals) -> None:
     os.kill(os.getpid(), sig)
     time.sleep(0.05)  # the handler runs at the next bytecode boundary of the main thread
