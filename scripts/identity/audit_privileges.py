@@ -11,7 +11,16 @@ $OPS_DATABASE_URL, then $B07_P4_RUNTIME_DATABASE_URL. Fails (exit 1) on any of:
   or in a schema, or holds a privilege WITH GRANT OPTION;
 - ops_reader or app_ro with any privilege beyond SELECT, or app_ro on a broker table;
 - any table privilege granted to PUBLIC;
-- a table with a ``tenant_id`` column whose row-level security is not enabled and forced.
+- a table with a ``tenant_id`` column whose row-level security is not enabled and forced;
+- an expected role or tenant table that is missing (an audit of an empty schema proves nothing);
+- a runtime role that may connect to, or create temporary tables in, any other database of the
+  cluster, or create temporary tables in this one;
+- a runtime role that may call a large-object function (storage outside row-level security,
+  and a write path for the read-only role);
+- a SECURITY DEFINER function without a pinned ``search_path``, or executable by PUBLIC.
+
+``--shared-cluster`` (an existing server that other applications use too, whose other databases
+are not ours to lock) reports the cluster-wide findings as ``warnings`` instead of failing on them.
 """
 
 from __future__ import annotations
@@ -25,12 +34,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when 
 
 import psycopg
 
-from app.core.roles import OPS_READER_ROLE, READ_ONLY_GROUP, READ_WRITE_GROUP, RUNTIME_ROLE
+from app.core.roles import (
+    LARGE_OBJECT_FUNCTIONS,
+    OPS_READER_ROLE,
+    READ_ONLY_GROUP,
+    READ_WRITE_GROUP,
+    RUNTIME_ROLE,
+)
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn, sync_dsn
 
 RUNTIME_ROLES = (RUNTIME_ROLE, READ_WRITE_GROUP, READ_ONLY_GROUP, OPS_READER_ROLE)
 READ_ONLY_ROLES = (READ_ONLY_GROUP, OPS_READER_ROLE)
 BROKER_TABLES = ("kombu_message", "kombu_queue", "celery_taskmeta", "celery_tasksetmeta")
+# Tenant tables the migrations create with forced RLS; each must be there for the audit to mean anything.
+EXPECTED_TENANT_TABLES = (
+    "api_keys",
+    "attribution_events",
+    "attribution_jobs",
+    "attribution_results",
+    "dead_letter_events",
+    "llm_api_calls",
+    "llm_budget_periods",
+    "llm_hourly_shutoff",
+    "llm_response_cache",
+    "outbox",
+    "platform_connections",
+    "reconciliation_runs",
+    "webhook_secrets",
+)
 
 ROLES_SQL = """
 SELECT r.rolname, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls, r.rolcanlogin,
@@ -73,6 +104,30 @@ SELECT r.rolname,
                AND has_schema_privilege(r.rolname, nspname, 'CREATE')) AS create_in_schemas
 FROM pg_roles r WHERE r.rolname = ANY(%(roles)s) ORDER BY 1
 """
+DATABASES_SQL = """
+SELECT r.rolname, d.datname,
+       has_database_privilege(r.rolname, d.datname, 'CONNECT') AS may_connect,
+       has_database_privilege(r.rolname, d.datname, 'TEMP') AS may_create_temp
+FROM pg_roles r CROSS JOIN pg_database d
+WHERE r.rolname = ANY(%(roles)s) AND d.datallowconn AND d.datname <> current_database()
+ORDER BY 1, 2
+"""
+LARGE_OBJECTS_SQL = """
+SELECT r.rolname, p.oid::regprocedure::text AS function
+FROM pg_roles r CROSS JOIN pg_proc p
+WHERE r.rolname = ANY(%(roles)s) AND p.pronamespace = 'pg_catalog'::regnamespace
+  AND p.proname = ANY(%(functions)s) AND has_function_privilege(r.rolname, p.oid, 'EXECUTE')
+ORDER BY 1, 2
+"""
+SECURITY_DEFINER_SQL = """
+SELECT p.oid::regprocedure::text AS function,
+       coalesce(EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%%'), false) AS pinned_path,
+       EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+               WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS public_execute
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1
+"""
 RLS_SQL = """
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -98,11 +153,38 @@ def collect(dsn: str) -> dict[str, Any]:
             "owned_objects": rows(conn, OWNED_SQL, {"roles": roles}),
             "create_rights": rows(conn, CREATE_SQL, {"roles": roles}),
             "tenant_tables": rows(conn, RLS_SQL),
+            "other_databases": rows(conn, DATABASES_SQL, {"roles": roles}),
+            "large_object_functions": rows(
+                conn, LARGE_OBJECTS_SQL, {"roles": roles, "functions": list(LARGE_OBJECT_FUNCTIONS)}
+            ),
+            "security_definer_functions": rows(conn, SECURITY_DEFINER_SQL),
         }
 
 
-def violations(audit: dict[str, Any]) -> list[str]:
+def cluster_findings(audit: dict[str, Any]) -> list[str]:
+    """What a runtime role may do in the cluster's other databases."""
     found = []
+    for access in audit["other_databases"]:
+        who, database = access["rolname"], access["datname"]
+        if access["may_connect"]:
+            found.append(f"{who} may connect to database {database}")
+        if access["may_create_temp"]:
+            found.append(f"{who} may create temporary tables in database {database}")
+    return found
+
+
+def violations(audit: dict[str, Any], shared_cluster: bool = False) -> list[str]:
+    found = [] if shared_cluster else cluster_findings(audit)
+    present = {role["rolname"] for role in audit["roles"]}
+    found += [f"expected role {name} is missing" for name in RUNTIME_ROLES if name not in present]
+    tables = {table["relname"] for table in audit["tenant_tables"]}
+    found += [f"expected tenant table {name} is missing" for name in EXPECTED_TENANT_TABLES if name not in tables]
+    found += [f"{f['rolname']} may call large-object function {f['function']}" for f in audit["large_object_functions"]]
+    for function in audit["security_definer_functions"]:
+        if not function["pinned_path"]:
+            found.append(f"SECURITY DEFINER function {function['function']} has no pinned search_path")
+        if function["public_execute"]:
+            found.append(f"SECURITY DEFINER function {function['function']} is executable by PUBLIC")
     for role in audit["roles"]:
         name = role["rolname"]
         for flag in ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication"):
@@ -141,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         help="any DSN of the database (default $OPS_DATABASE_URL, then $B07_P4_RUNTIME_DATABASE_URL)",
     )
     parser.add_argument("--output", type=Path, help="also write the JSON audit here")
+    parser.add_argument(
+        "--shared-cluster",
+        action="store_true",
+        help="an existing server other applications share: report its other databases as warnings only",
+    )
     args = parser.parse_args(argv)
     if not args.dsn:
         fail(ExitCode.USAGE_OR_ENVIRONMENT, "no DSN: pass --dsn or set OPS_DATABASE_URL")
@@ -148,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         audit = collect(args.dsn)
     except psycopg.Error as exc:
         fail(ExitCode.USAGE_OR_ENVIRONMENT, f"audit failed: {redact_dsn(str(exc).splitlines()[0])}")
-    found = violations(audit)
-    audit.update(status="failed" if found else "passed", violations=found)
+    found = violations(audit, args.shared_cluster)
+    warnings = cluster_findings(audit) if args.shared_cluster else []
+    audit.update(status="failed" if found else "passed", violations=found, warnings=warnings)
     emit(audit, args.output)
     return ExitCode.GATE_FAILED if found else ExitCode.PASS
 

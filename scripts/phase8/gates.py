@@ -107,6 +107,7 @@ def eg8_1_topology(ctx: GateContext) -> GateResult:
             "scripts/identity/audit_privileges.py",
             "--output",
             str(ctx.artifact_dir / "privilege_audit.json"),
+            *(["--shared-cluster"] if topo.config.admin_database_url else []),  # other databases are not ours
         ),
         "worker_ready": _script(
             ctx,

@@ -178,7 +178,7 @@ class Topology:
             self._save_state()
             self.postgres_version = server_version(self.admin_url)
         with self._phase("provision"):
-            provision(self.admin_url, self.database, self.passwords)
+            provision(self.admin_url, self.database, self.passwords, own_cluster=self.embedded is not None)
             self.dsns = self._dsns(endpoint)
         with self._phase("migrate"):
             self._migrate()

@@ -27,6 +27,7 @@ from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
 from app.core.roles import (
+    LARGE_OBJECT_FUNCTIONS,
     OPS_READER_ROLE,
     OWNER_ROLE,
     READ_ONLY_GROUP,
@@ -97,11 +98,15 @@ class RolePasswords:
         return [self.owner, self.runtime, self.ops_reader]
 
 
-def provision(admin_url: str, database: str, passwords: RolePasswords, recreate: bool = True) -> None:
-    """Create (or re-key) the roles of DESIGN §4 and a database owned by the schema owner.
+def provision(
+    admin_url: str, database: str, passwords: RolePasswords, recreate: bool = True, own_cluster: bool = True
+) -> None:
+    """Create (or re-key) the roles of DESIGN §4 and a database owned by the schema owner, then close
+    PostgreSQL's PUBLIC defaults the runtime does not need (see ``close_public_defaults``).
 
     ``recreate`` drops an existing database of that name first (throwaway runs); without it an
-    existing database is kept (a compose stack started again keeps its data).
+    existing database is kept (a compose stack started again keeps its data). ``own_cluster`` is
+    false for an existing server that other applications share: its other databases are theirs.
     """
     with psycopg.connect(admin_url, autocommit=True) as conn:
 
@@ -132,6 +137,33 @@ def provision(admin_url: str, database: str, passwords: RolePasswords, recreate:
                 db, sql.Identifier(RUNTIME_ROLE), sql.Identifier(OPS_READER_ROLE)
             )
         )
+    close_public_defaults(admin_url, database, own_cluster)
+
+
+def close_public_defaults(admin_url: str, database: str, own_cluster: bool) -> None:
+    """PostgreSQL grants PUBLIC the right to connect to every database, create temporary tables in it
+    and call the large-object functions. A runtime role needs none of that: other databases are a
+    place outside our audit, and large objects are storage outside row-level security (and a write
+    path for the read-only role). The database's own CONNECT and TEMP are revoked in ``provision``.
+    """
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if own_cluster:
+            others = conn.execute(
+                "SELECT datname FROM pg_database WHERE datallowconn AND datname <> %s", (database,)
+            ).fetchall()
+            for (name,) in others:
+                conn.execute(
+                    sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name))
+                )
+    in_database = make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+    with psycopg.connect(in_database, autocommit=True) as conn:
+        functions = conn.execute(
+            "SELECT oid::regprocedure::text FROM pg_proc "
+            "WHERE pronamespace = 'pg_catalog'::regnamespace AND proname = ANY(%s)",
+            (list(LARGE_OBJECT_FUNCTIONS),),
+        ).fetchall()
+        for (signature,) in functions:
+            conn.execute(sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(sql.SQL(signature)))
 
 
 def drop_database(admin_url: str, database: str, drop_roles: bool) -> list[str]:

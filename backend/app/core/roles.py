@@ -13,6 +13,29 @@ READ_WRITE_GROUP = "app_rw"  # DML grants; app_user is a member
 READ_ONLY_GROUP = "app_ro"  # SELECT grants, for read-only runtime paths
 OPS_READER_ROLE = "ops_reader"  # BYPASSRLS, SELECT only: ops SQL and probes, never api or worker
 
+# PostgreSQL lets PUBLIC call these: storage outside row-level security, and a write path even for a
+# read-only role. Provisioning revokes them; the privilege audit checks they stay revoked.
+LARGE_OBJECT_FUNCTIONS = (
+    "lo_creat",
+    "lo_create",
+    "lo_from_bytea",
+    "lo_import",
+    "lo_export",
+    "lo_put",
+    "lo_get",
+    "lo_open",
+    "lo_close",
+    "loread",
+    "lowrite",
+    "lo_lseek",
+    "lo_lseek64",
+    "lo_tell",
+    "lo_tell64",
+    "lo_truncate",
+    "lo_truncate64",
+    "lo_unlink",
+)
+
 LOGIN_ROLES = (OWNER_ROLE, RUNTIME_ROLE, OPS_READER_ROLE)
 GROUP_ROLES = (READ_WRITE_GROUP, READ_ONLY_GROUP)
 ALL_ROLES = LOGIN_ROLES + GROUP_ROLES

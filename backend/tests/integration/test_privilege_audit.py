@@ -1,5 +1,7 @@
 """The privilege audit passes on the migrated schema and fails on each kind of drift it guards:
-a new tenant table without forced RLS, a write grant to a read-only role, a grant to PUBLIC.
+a new tenant table without forced RLS, a write grant to a read-only role, a grant to PUBLIC, a
+missing tenant table, a SECURITY DEFINER function without a pinned search_path, and (as the
+cluster's superuser) PUBLIC's default rights to other databases and to large objects.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import subprocess
 import sys
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 
 from scripts.harness import REPO_ROOT
+from scripts.identity import audit_privileges
 from scripts.topology import Topology
 
 
@@ -38,6 +43,9 @@ def audit(topology: Topology) -> tuple[int, dict[str, Any]]:
 def test_the_migrated_schema_is_least_privilege(topology: Topology) -> None:
     code, report = audit(topology)
     assert (code, report["violations"]) == (0, [])
+    assert report["other_databases"], "the cluster's other databases were looked at"
+    assert all(not (d["may_connect"] or d["may_create_temp"]) for d in report["other_databases"])
+    assert report["large_object_functions"] == []
     roles = {role["rolname"]: role for role in report["roles"]}
     assert set(roles) == {"app_user", "app_rw", "app_ro", "ops_reader"}
     assert "app_rw" in roles["app_user"]["member_of"]
@@ -63,6 +71,16 @@ def test_the_migrated_schema_is_least_privilege(topology: Topology) -> None:
             "PUBLIC has SELECT on tenants",
         ),
         (
+            "ALTER TABLE llm_hourly_shutoff RENAME TO llm_hourly_shutoff_renamed",
+            "ALTER TABLE llm_hourly_shutoff_renamed RENAME TO llm_hourly_shutoff",
+            "expected tenant table llm_hourly_shutoff is missing",
+        ),
+        (
+            "CREATE FUNCTION audit_drift_definer() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
+            "DROP FUNCTION audit_drift_definer()",
+            "SECURITY DEFINER function audit_drift_definer() has no pinned search_path",
+        ),
+        (
             "GRANT SELECT ON kombu_message TO app_ro",
             "REVOKE SELECT ON kombu_message FROM app_ro",
             "app_ro can read broker table kombu_message, which no read-only path needs",
@@ -80,3 +98,58 @@ def test_drift_fails_the_audit(topology: Topology, owner_engine: Engine, drift: 
         with owner_engine.begin() as conn:
             conn.execute(text(undo))
     assert audit(topology)[0] == 0  # and the same audit passes once the drift is gone
+
+
+@pytest.mark.parametrize(
+    ("database", "drift", "expected"),
+    [
+        ("postgres", "GRANT CONNECT ON DATABASE postgres TO PUBLIC", "app_user may connect to database postgres"),
+        (
+            "template1",
+            "GRANT TEMPORARY ON DATABASE template1 TO PUBLIC",
+            "ops_reader may create temporary tables in database template1",
+        ),
+        (
+            None,
+            "GRANT EXECUTE ON FUNCTION lo_from_bytea(oid, bytea) TO PUBLIC",
+            "ops_reader may call large-object function lo_from_bytea(oid,bytea)",
+        ),
+    ],
+)
+def test_cluster_drift_fails_the_audit(topology: Topology, database: str | None, drift: str, expected: str) -> None:
+    """PUBLIC's defaults, given back by the superuser one at a time (provisioning revoked them)."""
+    assert topology.admin_url is not None
+    admin = (
+        make_url(topology.admin_url).set(database=database or topology.database).render_as_string(hide_password=False)
+    )
+    undo = drift.replace("GRANT", "REVOKE", 1).replace(" TO PUBLIC", " FROM PUBLIC")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(drift)
+    try:
+        code, report = audit(topology)
+        assert code == 1
+        assert expected in report["violations"]
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(undo)
+    assert audit(topology)[0] == 0
+
+
+def test_a_missing_role_fails_the_audit() -> None:
+    """An audit of a cluster where a role was never created must not pass for want of anything to flag."""
+    empty = {
+        key: []
+        for key in (
+            "roles",
+            "table_grants",
+            "owned_objects",
+            "create_rights",
+            "tenant_tables",
+            "other_databases",
+            "large_object_functions",
+            "security_definer_functions",
+        )
+    }
+    found = audit_privileges.violations(empty)
+    assert "expected role app_user is missing" in found
+    assert "expected tenant table attribution_events is missing" in found
