@@ -6,7 +6,9 @@ api would turn into a 500; a valid signature survives, and any tampering is refu
 from __future__ import annotations
 
 import json
+import math
 import time
+from datetime import UTC, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.services.pii import scrub
-from app.services.webhook_payloads import PLATFORMS
+from app.services.webhook_payloads import PLATFORMS, Rejection, interpret
 from app.services.webhook_signatures import SignatureFailure, new_webhook_secret, sign, verify
 
 SECRET = new_webhook_secret()
@@ -116,3 +118,79 @@ def test_scrubbed_payloads_hold_no_email(local: str, filler: Any) -> None:
     email = f"{local}@example.org"
     document = {"note": f"contact {email} now", "nested": [{"email": email}, filler], "customer_id": email}
     assert email not in json.dumps(scrub(document, "tenant"))
+
+
+# What Python's json reads but PostgreSQL cannot store: NaN and infinities, and lone surrogates
+# (as escapes, or as raw bytes, which json.loads decodes with surrogatepass).
+hostile_text = st.text(alphabet=st.characters(max_codepoint=0x7F) | st.characters(categories=["Cs"]), max_size=12)
+hostile_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | hostile_text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(hostile_text, children, max_size=4),
+    max_leaves=25,
+)
+extreme_times = st.one_of(
+    st.sampled_from(
+        ["0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-01:00", "9999-12-31T23:59:59Z"]
+    ),
+    st.datetimes(timezones=st.sampled_from([timezone(timedelta(hours=h)) for h in (-14, 0, 14)])).map(
+        lambda d: d.isoformat()
+    ),
+)
+hostile_documents = st.one_of(
+    st.dictionaries(hostile_text, hostile_values, max_size=6),
+    st.fixed_dictionaries(
+        {
+            "event_id": st.just("tp_1"),
+            "customer_id": hostile_text,
+            "channel": st.just("email"),
+            "occurred_at": extreme_times,
+        },
+        optional={"extra": hostile_values},
+    ),
+    st.fixed_dictionaries(
+        {
+            "id": st.just("evt_1"),
+            "type": st.just("charge.succeeded"),
+            "created": st.one_of(st.integers(), st.floats(), st.sampled_from([10**18, 1e20, 253402300799])),
+            "data": st.just({"object": {"id": "ch_1", "amount": 100, "currency": "usd", "customer": "cus_1"}}),
+        },
+        optional={"extra": hostile_values},
+    ),
+    st.fixed_dictionaries(
+        {"id": st.integers(), "total_price": st.just("1.00"), "currency": st.just("usd"), "created_at": extreme_times},
+        optional={"customer": st.fixed_dictionaries({"id": hostile_text}), "extra": hostile_values},
+    ),
+)
+
+
+def assert_storable(value: Any) -> None:
+    """Holds only what jsonb and text columns take: finite numbers, UTF-8 text without NUL."""
+    if isinstance(value, float):
+        assert math.isfinite(value)
+    elif isinstance(value, str):
+        assert "\x00" not in value
+        value.encode("utf-8")  # raises on a lone surrogate
+    elif isinstance(value, list):
+        for item in value:
+            assert_storable(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            assert_storable(key)
+            assert_storable(item)
+
+
+@EXAMPLES
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+@given(document=hostile_documents, raw_surrogates=st.booleans())
+def test_whatever_is_kept_postgres_can_store(platform: str, document: dict[str, Any], raw_surrogates: bool) -> None:
+    """An event or a dead letter, never a value the database refuses (a 4xx without a dead letter)."""
+    body = json.dumps(document, ensure_ascii=not raw_surrogates).encode("utf-8", "surrogatepass")
+    outcome = interpret(platform, body, "00000000-0000-0000-0000-000000000001")
+    if isinstance(outcome, Rejection):
+        assert 400 <= outcome.status < 500
+        assert_storable(outcome.detail)
+        assert_storable(outcome.scrubbed)
+        return
+    assert_storable(outcome.payload)
+    assert_storable([outcome.external_event_id, outcome.customer_key, outcome.channel, outcome.currency])
+    assert outcome.occurred_at.astimezone(UTC).tzinfo is UTC  # raises OverflowError outside the calendar

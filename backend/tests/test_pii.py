@@ -64,3 +64,44 @@ def test_known_pii_fields_are_pseudonymized_consistently() -> None:
     assert "+14155552671" not in json.dumps(cleaned)
     assert "Ann" not in json.dumps(cleaned)
     assert scrub(document, "another-tenant")["email"] != cleaned["email"]  # pseudonyms are tenant-scoped
+
+
+@pytest.mark.parametrize(
+    ("document", "raw"),
+    [
+        ({"cards": [4111111111111111]}, "4111111111111111"),
+        ({"pan_hint": 5500000000000004}, "5500000000000004"),
+        ({"contact": {"tel": 14155550147}}, "14155550147"),
+        ({"notes": [{"callback": 14155550147}]}, "14155550147"),  # no telling key: the digits decide
+        ({"card_as_float": 4111111111111111.0}, "4111111111111111"),
+        ({"fax": 442079460958}, "442079460958"),  # a phone key whatever the country
+    ],
+)
+def test_pii_sent_as_json_numbers_is_scrubbed(document: dict[str, object], raw: str) -> None:
+    cleaned = json.dumps(scrub(document, TENANT))
+    assert raw not in cleaned
+
+
+def test_numbers_are_judged_as_their_digits_would_be_in_text() -> None:
+    """A phone number has no separators when it is a JSON number, nor often when it is a bare string:
+    both forms of one customer id must scrub (and so pseudonymize and join) alike."""
+    assert scrub_text("14155550147") == "[redacted:phone]"
+    assert contains_pii(str(14155550147)) and contains_pii(str(4111111111111111))
+    assert scrub({"id": 14155550147}, TENANT) == {"id": "[redacted:phone]"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1999,  # cents
+        1_700_000_000,  # unix seconds
+        1_700_000_000_000,  # unix milliseconds, not Luhn-valid
+        450789469,  # a platform id
+        10_000_000_000,  # eleven digits, but not a North American number
+        4111111111111112,  # sixteen digits, not Luhn-valid
+        True,
+        12.5,
+    ],
+)
+def test_ordinary_numbers_survive(value: object) -> None:
+    assert scrub({"value": value, "items": [value]}, TENANT) == {"value": value, "items": [value]}

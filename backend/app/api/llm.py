@@ -25,11 +25,22 @@ def _not_found(what: str) -> ProblemError:
     "/llm/{task_type}",
     status_code=202,
     response_model=LLMJobCreated,
-    responses={200: {"model": LLMJobCreated, "description": "duplicate request_id: the existing job"}},
+    responses={
+        200: {"model": LLMJobCreated, "description": "duplicate request_id: the existing job"},
+        **problems(409),
+    },
 )
 async def request_task(task_type: TaskType, request: llm_jobs.LLMTaskRequest, ctx: Tenant) -> JSONResponse:
-    async with tenant_transaction(ctx) as conn:
-        job, duplicate = await llm_jobs.request_task(conn, ctx, task_type, request)
+    try:
+        async with tenant_transaction(ctx) as conn:
+            job, duplicate = await llm_jobs.request_task(conn, ctx, task_type, request)
+    except llm_jobs.RequestIdTakenError:
+        raise ProblemError(
+            409,
+            "Conflict",
+            f"request_id is already in use in this tenant for {task_type} tasks; send a new request_id",
+            "request_id_conflict",
+        ) from None
     body = LLMJobCreated(job_id=str(job.id), status=job.status, task_type=task_type, duplicate=duplicate)
     return JSONResponse(body.model_dump(), status_code=200 if duplicate else 202)
 

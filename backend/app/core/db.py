@@ -31,16 +31,47 @@ from app.core.settings import get_settings, with_driver
 from app.core.tenancy import SET_CONTEXT_SQL, TenantContext
 
 
+class DatabaseUnreachableError(ConnectionError):
+    """No connection to the database could be made (no server, no socket file, no route, no name)."""
+
+
+@contextmanager
+def unreachable_as_connection_error() -> Iterator[None]:
+    """A failed connect raises whichever OSError the socket layer chose: a stopped server's unix
+    socket file is gone, so asyncpg raises FileNotFoundError. Around connecting (and talking to the
+    server) every OSError means the database is out of reach, which only here can be told apart from
+    an OSError of the application's own; the api answers ConnectionError with a retryable 503."""
+    try:
+        yield
+    except ConnectionError:
+        raise
+    except OSError as exc:
+        raise DatabaseUnreachableError(f"cannot reach the database ({type(exc).__name__})") from exc
+
+
+def report_unreachable(engine: AsyncEngine) -> AsyncEngine:
+    """The engine, connecting so that an unreachable database raises ConnectionError."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        with unreachable_as_connection_error():
+            return dialect.connect(*cargs, **cparams)
+
+    return engine
+
+
 @lru_cache(maxsize=1)
 def async_engine() -> AsyncEngine:
     settings = get_settings()
-    return create_async_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
-        pool_recycle=1800,
-        hide_parameters=True,  # bound values (keys, payloads) never reach an error message or a log
+    return report_unreachable(
+        create_async_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            hide_parameters=True,  # bound values (keys, payloads) never reach an error message or a log
+        )
     )
 
 
@@ -113,7 +144,8 @@ async def call(sql: str, *args: object) -> list[asyncpg.Record]:
     it surfaces as ConnectionError, answered like any lost socket (503 and Retry-After).
     """
     try:
-        rows: list[asyncpg.Record] = await (await call_pool()).fetch(sql, *args)
+        with unreachable_as_connection_error():
+            rows: list[asyncpg.Record] = await (await call_pool()).fetch(sql, *args)
         return rows
     except asyncpg.InterfaceError as exc:
         if "closed" not in str(exc):

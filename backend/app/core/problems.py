@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import asyncpg
@@ -44,6 +45,10 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
 
 
+# Only these mean that the database cannot be reached. Any other OSError is a bug or bad input (a
+# date conversion that overflows raises one), never an outage to retry; app.core.db turns whatever
+# a failed connect raises (a unix socket whose file is gone: FileNotFoundError) into ConnectionError.
+UNREACHABLE: tuple[type[OSError], ...] = (ConnectionError, TimeoutError, socket.gaierror)
 UNAVAILABLE_SQLSTATES = ("08", "57P")  # connection exceptions; shutdown, restart, cannot connect now
 RETRY_AFTER_S = "1"
 
@@ -98,10 +103,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _database_call(request: Request, exc: asyncpg.PostgresError) -> JSONResponse:
         return _database_error(request, exc, str(exc.sqlstate or ""), type(exc).__name__)
 
-    @app.exception_handler(OSError)
-    async def _unreachable(request: Request, exc: OSError) -> JSONResponse:
+    async def _unreachable(request: Request, exc: Exception) -> JSONResponse:
         """The database socket is gone (server stopped or restarting): nothing was stored; retry."""
         return database_unavailable(request, type(exc).__name__)
+
+    for unreachable in UNREACHABLE:
+        app.add_exception_handler(unreachable, _unreachable)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -33,14 +33,25 @@ GET_OPTIMIZATION = text(
 )
 
 
+class RequestIdTakenError(Exception):
+    """Another user of the tenant already used this request id for this task type."""
+
+
 async def request_task(
     conn: AsyncConnection, ctx: TenantContext, task_type: str, request: LLMTaskRequest
 ) -> tuple[Any, bool]:
-    """The job for this request id: a new one (scheduled), or the one an earlier delivery created."""
+    """The job for this request id: a new one (scheduled), or the one an earlier delivery created.
+
+    Request ids are unique per tenant and task type (migration 0005), but a job is visible to its own
+    user only: a conflicting row this user cannot read belongs to a colleague, and is not theirs to
+    see, not even as a job id."""
     params = {"t": ctx.tenant_id, "u": ctx.user_id, "task": task_type, "r": request.request_id, "q": request.question}
     job = (await conn.execute(INSERT_JOB, params)).first()
     if job is None:
-        return (await conn.execute(EXISTING_JOB, params)).one(), True
+        existing = (await conn.execute(EXISTING_JOB, params)).first()
+        if existing is None:
+            raise RequestIdTakenError(request.request_id)
+        return existing, True
     payload = {"job_id": str(job.id), "task_type": task_type, "user_id": ctx.user_id}
     await conn.execute(INSERT_OUTBOX, {"t": ctx.tenant_id, "payload": json.dumps(payload)})
     return job, False

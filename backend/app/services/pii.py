@@ -1,13 +1,15 @@
 """PII removal before anything is stored: emails, phone numbers, card numbers and IP addresses.
 
 Known PII fields are replaced by a tenant-keyed hash (still joinable, never reversible);
-any other string is searched for PII shapes, which are redacted in place.
+any other string is searched for PII shapes, which are redacted in place. A JSON number is judged
+by its digits as a string would be: a card or phone number sent as a number is still PII.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import re
 from typing import Any
 
@@ -37,6 +39,17 @@ PII_KEYS = frozenset(
         "shipping_address",
         "billing_address",
         "browser_ip",
+        "tel",
+        "telephone",
+        "phones",
+        "phone_numbers",
+        "mobile_number",
+        "mobile_phone",
+        "cell",
+        "cellphone",
+        "cell_phone",
+        "fax",
+        "msisdn",
     }
 )
 
@@ -45,6 +58,9 @@ PHONE = re.compile(
     r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{3,4}[\s.-]\d{3,4}(?:[\s.-]\d{2,4})?(?![\w.])"
 )
 PHONE_E164 = re.compile(r"(?<![\w.])\+\d{8,15}(?![\w.])")
+# A North American number in E.164 without its "+", the only way a JSON number can carry one. Ten
+# digit forms are left alone: unix times in seconds look just like them.
+PHONE_NANP = re.compile(r"(?<![\w.+])1[2-9]\d{2}[2-9]\d{6}(?![\w.])")
 CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 # Candidates only: every match is confirmed by the ipaddress module before it is redacted.
@@ -87,7 +103,23 @@ def scrub_text(text: str) -> str:
     text = IPV4.sub(_ip, text)
     text = IPV6.sub(_ip, text)
     text = PHONE_E164.sub("[redacted:phone]", text)
+    text = PHONE_NANP.sub("[redacted:phone]", text)
     return PHONE.sub("[redacted:phone]", text)
+
+
+# Only a number of 11 to 19 digits can be a card (13-19) or a phone number without a "+" (11).
+PII_NUMBERS = range(10**10, 10**19)
+
+
+def scrub_number(value: int | float) -> int | float | str:
+    """The number, or what its digits redact to; a float counts only when it is a whole number."""
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return value
+    if int(abs(value)) not in PII_NUMBERS:
+        return value
+    digits = str(int(value))
+    cleaned = scrub_text(digits)
+    return value if cleaned == digits else cleaned
 
 
 def scrub(value: Any, tenant_id: str) -> Any:
@@ -105,6 +137,8 @@ def scrub(value: Any, tenant_id: str) -> Any:
         return [scrub(item, tenant_id) for item in value]
     if isinstance(value, str):
         return scrub_text(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return scrub_number(value)
     return value
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,15 +31,27 @@ def create_tenant(conn: Connection, name: str, user_id: str = "owner") -> Provis
     tenant = ProvisionedTenant(uuid.uuid4(), user_id, new_api_key(), new_webhook_secret())
     conn.execute(SET_CONTEXT_SQL, tenant.context.as_params())
     conn.execute(text("INSERT INTO tenants (tenant_id, name) VALUES (:t, :n)"), {"t": tenant.tenant_id, "n": name})
-    conn.execute(
-        text("INSERT INTO api_keys (tenant_id, user_id, key_hash) VALUES (:t, :u, :h)"),
-        {"t": tenant.tenant_id, "u": user_id, "h": hash_api_key(tenant.api_key)},
-    )
+    _store_api_key(conn, tenant.context, tenant.api_key)
     conn.execute(
         text("INSERT INTO webhook_secrets (tenant_id, secret) VALUES (:t, :s)"),
         {"t": tenant.tenant_id, "s": tenant.webhook_secret},
     )
     return tenant
+
+
+def _store_api_key(conn: Connection, ctx: TenantContext, api_key: str) -> None:
+    conn.execute(
+        text("INSERT INTO api_keys (tenant_id, user_id, key_hash) VALUES (:t, :u, :h)"),
+        {"t": ctx.tenant_id, "u": ctx.user_id, "h": hash_api_key(api_key)},
+    )
+
+
+def add_user(conn: Connection, tenant: ProvisionedTenant, user_id: str) -> ProvisionedTenant:
+    """Another user of an existing tenant, with an API key of its own (sync, caller's transaction)."""
+    user = replace(tenant, user_id=user_id, api_key=new_api_key())
+    conn.execute(SET_CONTEXT_SQL, user.context.as_params())
+    _store_api_key(conn, user.context, user.api_key)
+    return user
 
 
 def rotate_webhook_secret(conn: Connection, ctx: TenantContext, grace_s: int = 86_400) -> str:

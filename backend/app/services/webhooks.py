@@ -16,12 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from app.core.db import call
 from app.core.settings import Settings
-from app.services.pii import scrub
-from app.services.webhook_payloads import PLATFORMS, NormalizedEvent, schema_errors
+from app.services.webhook_payloads import PLATFORMS, NormalizedEvent, Rejection, interpret
 from app.services.webhook_signatures import verify
 
 TENANT_HEADER = "x-tenant-id"
@@ -89,22 +86,10 @@ async def ingest(request: WebhookRequest, settings: Settings) -> IngestOutcome:
 
 
 async def _persist(tenant_id: uuid.UUID, request: WebhookRequest) -> IngestOutcome:
-    try:
-        document = json.loads(request.body)
-    except (ValueError, RecursionError):
-        return await _dead_letter(tenant_id, request, 400, "invalid_json", {}, None)
-    if not isinstance(document, dict):
-        detail = {"errors": [{"loc": "", "type": "object_type", "msg": "payload must be a JSON object"}]}
-        return await _dead_letter(tenant_id, request, 422, "schema_invalid", detail, None)
-    try:
-        event = PLATFORMS[request.platform](document, str(tenant_id))
-    except ValidationError as exc:
-        scrubbed = scrub(document, str(tenant_id))
-        detail = {"errors": schema_errors(exc)}
-        return await _dead_letter(tenant_id, request, 422, "schema_invalid", detail, scrubbed)
-    except (ValueError, RecursionError) as exc:
-        return await _dead_letter(tenant_id, request, 422, "schema_invalid", {"error": str(exc)[:200]}, None)
-    return await _store_event(tenant_id, request, event)
+    outcome = interpret(request.platform, request.body, str(tenant_id))
+    if isinstance(outcome, Rejection):
+        return await _dead_letter(tenant_id, request, outcome)
+    return await _store_event(tenant_id, request, outcome)
 
 
 async def _store_event(tenant_id: uuid.UUID, request: WebhookRequest, event: NormalizedEvent) -> IngestOutcome:
@@ -128,24 +113,18 @@ async def _store_event(tenant_id: uuid.UUID, request: WebhookRequest, event: Nor
     return IngestOutcome(202, "accepted", "stored; attribution scheduled", {"event_id": event_id})
 
 
-async def _dead_letter(
-    tenant_id: uuid.UUID,
-    request: WebhookRequest,
-    status: int,
-    reason: str,
-    detail: dict[str, Any],
-    scrubbed: dict[str, Any] | None,
-) -> IngestOutcome:
+async def _dead_letter(tenant_id: uuid.UUID, request: WebhookRequest, rejection: Rejection) -> IngestOutcome:
     [row] = await call(
         DEAD_LETTER_CALL,
         tenant_id,
         request.platform,
         request.webhook_id,
-        reason,
-        json.dumps(detail),
+        rejection.reason,
+        json.dumps(rejection.detail),
         hashlib.sha256(request.body).hexdigest(),
         len(request.body),
-        json.dumps(scrubbed) if scrubbed is not None else None,
+        json.dumps(rejection.scrubbed) if rejection.scrubbed is not None else None,
     )
-    message = "payload is not valid JSON" if reason == "invalid_json" else "payload does not match the schema"
-    return IngestOutcome(status, reason, message, {"dead_letter_id": str(row[0]), **detail})
+    message = "payload is not valid JSON" if rejection.reason == "invalid_json" else "payload does not match the schema"
+    extra = {"dead_letter_id": str(row[0]), **rejection.detail}
+    return IngestOutcome(rejection.status, rejection.reason, message, extra)

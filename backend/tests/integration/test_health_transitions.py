@@ -79,6 +79,12 @@ def test_database_stopped_then_back(disruptable: Topology) -> None:
     assert webhook.status_code == 503, webhook.text
     assert webhook.headers["retry-after"] == "1"
     assert webhook.json()["code"] == "database_unavailable"
+    # So does a request whose first query goes through SQLAlchemy's pool rather than the intake's.
+    bearer = {"Authorization": "Bearer ak_" + "x" * 43}
+    authenticated = httpx.get(f"{url}/api/v1/me", headers=bearer, timeout=15)
+    assert authenticated.status_code == 503, authenticated.text
+    assert authenticated.headers["retry-after"] == "1"
+    print("DEBUG", authenticated.status_code, authenticated.text)
     waited = wait_script("health", url, "3")
     assert waited.returncode == 1
     assert "failed checks: database" in waited.stderr

@@ -295,3 +295,88 @@ def test_nul_bytes_never_reach_postgres(
         ).scalar_one()
     assert stored["note"] == "ab"
     assert counts(runtime_engine, tenant) == {"attribution_events": 1, "dead_letter_events": 1, "outbox": 1}
+
+
+STRIPE_CHARGE = {
+    "id": "evt_when",
+    "type": "charge.succeeded",
+    "created": 1,
+    "data": {"object": {"id": "ch_when", "amount": 500, "currency": "usd"}},
+}
+
+
+# 10**18 once raised OSError (answered as a database outage), 10**20 OverflowError (a 500).
+@pytest.mark.parametrize("created", [10**18, 10**20, 1e20, 2**63])
+def test_a_creation_time_beyond_any_calendar_is_dead_lettered(
+    api: httpx.Client, runtime_engine: Engine, pair: tuple[ProvisionedTenant, ...], created: float
+) -> None:
+    tenant, _ = pair
+    response = post_webhook(api, "stripe", tenant, {**STRIPE_CHARGE, "created": created})
+    body = assert_problem(response, 422, "schema_invalid")
+    assert "retry-after" not in response.headers
+    assert "created" in [error["loc"] for error in body["errors"]] and body["dead_letter_id"]
+    assert counts(runtime_engine, tenant) == {"attribution_events": 0, "dead_letter_events": 1, "outbox": 0}
+
+
+def touch_with(extra: bytes) -> bytes:
+    """A valid touchpoint whose ``extra`` field is ``extra`` exactly as written (json.dumps cannot
+    write some of these), beside an email that the dead letter must not keep."""
+    template = json.dumps({**GOOD_TOUCH, "note": f"from {PII['email']}", "extra": "@"}).encode()
+    return template.replace(b'"@"', extra)
+
+
+@pytest.mark.parametrize(
+    ("body", "bad_field"),
+    [
+        (touch_with(b"NaN"), "extra"),
+        (touch_with(b"Infinity"), "extra"),
+        (touch_with(b"[1, -Infinity]"), "extra.1"),
+        (touch_with(b"1e400"), "extra"),  # a float Python reads as infinity
+        (touch_with(b'"a\\ud800b"'), "extra"),  # a lone surrogate, as a JSON escape
+        (touch_with(b'"a\xed\xa0\x80b"'), "extra"),  # ... and as raw bytes, which Python's json decodes
+        (touch_with(b'{"\\udc00": 1}'), "extra.\\udc00"),  # ... in a key
+        (json.dumps({**GOOD_TOUCH, "occurred_at": "0001-01-01T00:00:00+01:00"}).encode(), "occurred_at"),
+        (json.dumps({**GOOD_TOUCH, "occurred_at": "9999-12-31T23:59:59-01:00"}).encode(), "occurred_at"),
+    ],
+    ids=[
+        "nan",
+        "infinity",
+        "minus-infinity",
+        "1e400",
+        "escaped-surrogate",
+        "raw-surrogate",
+        "surrogate-key",
+        "year-1",
+        "year-9999",
+    ],
+)
+def test_values_postgres_cannot_store_are_dead_lettered(
+    api: httpx.Client, runtime_engine: Engine, pair: tuple[ProvisionedTenant, ...], body: bytes, bad_field: str
+) -> None:
+    tenant, _ = pair
+    problem = assert_problem(post_webhook(api, "touchpoints", tenant, body), 422, "schema_invalid")
+    assert bad_field in [error["loc"] for error in problem["errors"]], problem
+    assert problem["dead_letter_id"]
+    assert counts(runtime_engine, tenant) == {"attribution_events": 0, "dead_letter_events": 1, "outbox": 0}
+    [letter] = dead_letters(runtime_engine, tenant)
+    assert letter.reason_code == "schema_invalid"
+    assert letter.scrubbed_payload["event_id"] == GOOD_TOUCH["event_id"]  # kept, in a form PostgreSQL holds
+    assert PII["email"] not in json.dumps(letter.scrubbed_payload)
+
+
+def test_pii_sent_as_numbers_is_never_stored(
+    api: httpx.Client, runtime_engine: Engine, pair: tuple[ProvisionedTenant, ...]
+) -> None:
+    tenant, _ = pair
+    card, phone = 4111111111111111, 14155550147
+    numbers = {"cards": [card], "contact": {"tel": phone}, "amount_cents": 1999}
+    accepted = post_webhook(api, "touchpoints", tenant, {**GOOD_TOUCH, "event_id": "tp-numbers", **numbers})
+    assert accepted.status_code == 202, accepted.text
+    refused = post_webhook(api, "touchpoints", tenant, {**GOOD_TOUCH, "channel": "Not A Channel", **numbers})
+    assert_problem(refused, 422, "schema_invalid")
+    with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
+        stored = conn.execute(text("SELECT payload FROM attribution_events")).scalar_one()
+        kept = conn.execute(text("SELECT scrubbed_payload FROM dead_letter_events")).scalar_one()
+    for row in (stored, kept):
+        assert str(card) not in json.dumps(row) and str(phone) not in json.dumps(row), row
+        assert row["amount_cents"] == 1999  # an ordinary number stays as it was
