@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                 "pytest_p4_e2e": [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=-ra", E2E_TEST],
                 "run_b07_p4_operational_queries": [
                     "scripts/ci/run_b07_p4_operational_queries.sh",
-                    topo.operator_env["OPS_DATABASE_URL"],
+                    "-",  # the DSN comes from $OPS_DATABASE_URL (operator_env), never the command line
                     str(artifact_dir / "runtime_db_probe.json"),
                     str(artifact_dir / "sql"),
                 ],

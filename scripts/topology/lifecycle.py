@@ -243,13 +243,19 @@ class Topology:
         return env
 
     @property
+    def broker_url(self) -> str:
+        """The broker api and worker really use: the database, unless the run names another (RabbitMQ)."""
+        assert self.dsns is not None
+        return self.config.extra_env.get("CELERY_BROKER_URL", self.dsns.broker)
+
+    @property
     def operator_env(self) -> dict[str, str]:
         """Everything an operator needs to run any script by hand against this topology."""
         assert self.dsns is not None
         return {
             "DATABASE_URL": self.dsns.runtime_async,
             "B07_P4_RUNTIME_DATABASE_URL": self.dsns.runtime_sync,
-            "CELERY_BROKER_URL": self.config.extra_env.get("CELERY_BROKER_URL", self.dsns.broker),
+            "CELERY_BROKER_URL": self.broker_url,
             "CELERY_RESULT_BACKEND": self.dsns.result_backend,
             "MIGRATION_DATABASE_URL": self.dsns.migration,
             "OPS_DATABASE_URL": self.dsns.ops,
@@ -450,7 +456,7 @@ class Topology:
             "dsns": {
                 "runtime_async": redact_dsn(self.dsns.runtime_async),
                 "runtime_sync": redact_dsn(self.dsns.runtime_sync),
-                "broker": redact_dsn(self.dsns.broker),
+                "broker": redact_dsn(self.broker_url),
                 "result_backend": redact_dsn(self.dsns.result_backend),
                 "migration": redact_dsn(self.dsns.migration),
                 "ops": redact_dsn(self.dsns.ops),

@@ -14,7 +14,7 @@ import pytest
 
 from scripts.harness import REPO_ROOT
 from scripts.topology import Topology, TopologyConfig
-from scripts.topology.lifecycle import RUN_DIR
+from scripts.topology.lifecycle import RUN_DIR, Dsns
 from scripts.topology.postgres import postmaster_pid
 
 from .interrupting import CLI_ENV, STOP_WITHIN_S, assert_nothing_left, postgres_processes_for, start_paused
@@ -37,6 +37,7 @@ def test_down_leaves_no_process(test_artifacts: Path) -> None:
         children = [c.pid for pid in pids for c in psutil.Process(pid).children(recursive=True)]
         probe = json.loads((config.artifact_dir / "p8_topology_probe.json").read_text())
         assert set(probe["services"]) == {"mock_platform", "api", "worker"}
+        assert probe["dsns"]["broker"].startswith("sqla+postgresql://app_user:***@")
         assert topo.passwords.runtime not in json.dumps(probe)
         assert (config.env_path.stat().st_mode & 0o777) == 0o600
     assert_nothing_left(pids + children, pgdata)
@@ -141,3 +142,12 @@ def test_down_cleans_up_a_killed_run(test_artifacts: Path) -> None:
     report = json.loads(result.stdout)
     assert report["found"] is True and report["stopped_postgres"] is True
     assert_nothing_left(pids, pgdata)
+
+
+def test_the_probe_names_the_broker_that_ran(tmp_path: Path) -> None:
+    """With another broker (scale-out on RabbitMQ) the evidence must not claim the database was the broker."""
+    config = TopologyConfig(artifact_dir=tmp_path, extra_env={"CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1//"})
+    topo = Topology(config)
+    topo.dsns = Dsns("a", "b", "sqla+postgresql://app_user:pw@/db", "d", "e", "f")
+    assert topo.broker_url == "amqp://guest:guest@127.0.0.1//"
+    assert Topology(TopologyConfig(artifact_dir=tmp_path)).config.extra_env == {}
