@@ -17,7 +17,11 @@ $OPS_DATABASE_URL, then $B07_P4_RUNTIME_DATABASE_URL. Fails (exit 1) on any of:
   cluster, or create temporary tables in this one;
 - a runtime role that may call a large-object function (storage outside row-level security,
   and a write path for the read-only role);
-- a SECURITY DEFINER function without a pinned ``search_path``, or executable by PUBLIC.
+- a SECURITY DEFINER function without a pinned ``search_path``, or executable by PUBLIC;
+- a row-level security policy that reads a session setting other than the tenant, user and API-key
+  context (any other setting is one the runtime role may set itself, so it is no boundary);
+- app_system (the owner of the cross-tenant functions) able to log in, or any role but the schema
+  owner a member of it.
 
 ``--shared-cluster`` (an existing server that other applications use too, whose other databases
 are not ours to lock) reports the cluster-wide findings as ``warnings`` instead of failing on them.
@@ -26,6 +30,7 @@ are not ours to lock) reports the cluster-wide findings as ``warnings`` instead 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,10 +42,13 @@ import psycopg
 from app.core.roles import (
     LARGE_OBJECT_FUNCTIONS,
     OPS_READER_ROLE,
+    OWNER_ROLE,
     READ_ONLY_GROUP,
     READ_WRITE_GROUP,
     RUNTIME_ROLE,
+    SYSTEM_ROLE,
 )
+from app.core.tenancy import API_KEY_GUC, TENANT_GUC, USER_GUC
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn, sync_dsn
 
 RUNTIME_ROLES = (RUNTIME_ROLE, READ_WRITE_GROUP, READ_ONLY_GROUP, OPS_READER_ROLE)
@@ -128,6 +136,17 @@ FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 1
 """
+POLICIES_SQL = """
+SELECT tablename::text AS table_name, policyname::text AS policy, roles::text[] AS roles,
+       coalesce(qual, '') || ' ' || coalesce(with_check, '') AS expression
+FROM pg_policies WHERE schemaname = 'public' ORDER BY 1, 2
+"""
+SYSTEM_ROLE_SQL = """
+SELECT r.rolcanlogin AS can_login,
+       array(SELECT pg_get_userbyid(m.member)::text FROM pg_auth_members m WHERE m.roleid = r.oid ORDER BY 1)
+           AS members
+FROM pg_roles r WHERE r.rolname = %(role)s
+"""
 RLS_SQL = """
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -158,6 +177,8 @@ def collect(dsn: str) -> dict[str, Any]:
                 conn, LARGE_OBJECTS_SQL, {"roles": roles, "functions": list(LARGE_OBJECT_FUNCTIONS)}
             ),
             "security_definer_functions": rows(conn, SECURITY_DEFINER_SQL),
+            "policies": rows(conn, POLICIES_SQL),
+            "system_role": rows(conn, SYSTEM_ROLE_SQL, {"role": SYSTEM_ROLE}),
         }
 
 
@@ -173,8 +194,26 @@ def cluster_findings(audit: dict[str, Any]) -> list[str]:
     return found
 
 
+CONTEXT_SETTINGS = {TENANT_GUC, USER_GUC, API_KEY_GUC}
+SETTING_READ = re.compile(r"current_setting\('([^']+)'")
+
+
+def policy_findings(audit: dict[str, Any]) -> list[str]:
+    found = []
+    for policy in audit["policies"]:
+        for setting in set(SETTING_READ.findall(policy["expression"])) - CONTEXT_SETTINGS:
+            found.append(f"policy {policy['policy']} on {policy['table_name']} is keyed on setting {setting}")
+    for system in audit["system_role"]:
+        if system["can_login"]:
+            found.append(f"{SYSTEM_ROLE} can log in")
+        found += [f"{member} is a member of {SYSTEM_ROLE}" for member in system["members"] if member != OWNER_ROLE]
+    if not audit["system_role"]:
+        found.append(f"expected role {SYSTEM_ROLE} is missing")
+    return found
+
+
 def violations(audit: dict[str, Any], shared_cluster: bool = False) -> list[str]:
-    found = [] if shared_cluster else cluster_findings(audit)
+    found = ([] if shared_cluster else cluster_findings(audit)) + policy_findings(audit)
     present = {role["rolname"] for role in audit["roles"]}
     found += [f"expected role {name} is missing" for name in RUNTIME_ROLES if name not in present]
     tables = {table["relname"] for table in audit["tenant_tables"]}

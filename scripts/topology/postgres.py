@@ -33,6 +33,7 @@ from app.core.roles import (
     READ_ONLY_GROUP,
     READ_WRITE_GROUP,
     RUNTIME_ROLE,
+    SYSTEM_ROLE,
 )
 
 HBA_SECURED = """\
@@ -124,7 +125,10 @@ def provision(
         ensure_role(OWNER_ROLE, f"LOGIN {common} NOBYPASSRLS", passwords.owner)
         ensure_role(RUNTIME_ROLE, f"LOGIN INHERIT {common} NOBYPASSRLS", passwords.runtime)
         ensure_role(OPS_READER_ROLE, f"LOGIN {common} BYPASSRLS", passwords.ops_reader)
+        ensure_role(SYSTEM_ROLE, f"NOLOGIN {common} NOBYPASSRLS", None)
         conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READ_WRITE_GROUP), sql.Identifier(RUNTIME_ROLE)))
+        # The schema owner hands app_system its functions (ALTER FUNCTION ... OWNER TO needs membership).
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(SYSTEM_ROLE), sql.Identifier(OWNER_ROLE)))
 
         db = sql.Identifier(database)
         if recreate:
@@ -172,7 +176,7 @@ def drop_database(admin_url: str, database: str, drop_roles: bool) -> list[str]:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
         if drop_roles:
-            for role in (RUNTIME_ROLE, OPS_READER_ROLE, OWNER_ROLE, READ_WRITE_GROUP, READ_ONLY_GROUP):
+            for role in (RUNTIME_ROLE, OPS_READER_ROLE, OWNER_ROLE, READ_WRITE_GROUP, READ_ONLY_GROUP, SYSTEM_ROLE):
                 try:
                     conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
                 except psycopg.Error:

@@ -12,6 +12,10 @@ RUNTIME_ROLE = "app_user"  # the only login of api and worker
 READ_WRITE_GROUP = "app_rw"  # DML grants; app_user is a member
 READ_ONLY_GROUP = "app_ro"  # SELECT grants, for read-only runtime paths
 OPS_READER_ROLE = "ops_reader"  # BYPASSRLS, SELECT only: ops SQL and probes, never api or worker
+# NOLOGIN; owns the SECURITY DEFINER functions that work across tenants (metrics aggregates, the
+# outbox relay) and sees across tenants through policies of its own. Only the schema owner is a
+# member (to hand it those functions); the runtime reaches it through the functions alone.
+SYSTEM_ROLE = "app_system"
 
 # PostgreSQL lets PUBLIC call these: storage outside row-level security, and a write path even for a
 # read-only role. Provisioning revokes them; the privilege audit checks they stay revoked.
@@ -37,7 +41,7 @@ LARGE_OBJECT_FUNCTIONS = (
 )
 
 LOGIN_ROLES = (OWNER_ROLE, RUNTIME_ROLE, OPS_READER_ROLE)
-GROUP_ROLES = (READ_WRITE_GROUP, READ_ONLY_GROUP)
+GROUP_ROLES = (READ_WRITE_GROUP, READ_ONLY_GROUP, SYSTEM_ROLE)
 ALL_ROLES = LOGIN_ROLES + GROUP_ROLES
 
 

@@ -23,22 +23,15 @@ REQUEST_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-SCOPE = text("SELECT set_config('app.system_scope', 'metrics', true)")
+# Tenant tables are read across tenants only through app_system's functions (migration 0017): counts
+# and sums, never rows. The LLM switches, breakers and broker queues belong to no tenant.
 QUERIES = {
-    "llm_outcomes": text(
-        "SELECT status, coalesce(blocked_reason, failure_reason, "
-        "CASE WHEN was_cached THEN 'cache' ELSE 'provider' END) AS reason, "
-        "count(*) AS n, coalesce(sum(cost_cents), 0) AS cost FROM llm_api_calls GROUP BY 1, 2"
-    ),
+    "llm_outcomes": text("SELECT status, reason, n, cost FROM metrics_llm_outcomes()"),
     "breakers": text("SELECT provider, model, state FROM llm_breaker_state"),
     "kill_switch": text("SELECT enabled FROM llm_kill_switch WHERE id = 1"),
-    "budget": text(
-        "SELECT coalesce(sum(spent_cents), 0) AS spent, coalesce(sum(reserved_cents), 0) AS reserved, "
-        "coalesce(sum(limit_cents), 0) AS cap FROM llm_budget_periods "
-        "WHERE period_start = date_trunc('month', now())::date"
-    ),
-    "events": text("SELECT platform, count(*) AS n FROM attribution_events GROUP BY 1"),
-    "dead_letters": text("SELECT reason_code, count(*) AS n FROM dead_letter_events GROUP BY 1"),
+    "budget": text("SELECT spent, reserved, cap FROM metrics_budget()"),
+    "events": text("SELECT platform, n FROM metrics_events()"),
+    "dead_letters": text("SELECT reason_code, n FROM metrics_dead_letters()"),
     "queues": text(
         "SELECT q.name, count(m.id) FILTER (WHERE m.visible) AS n FROM kombu_queue q "
         "LEFT JOIN kombu_message m ON m.queue_id = q.id GROUP BY 1"
@@ -48,7 +41,6 @@ QUERIES = {
 
 async def snapshot() -> dict[str, list[Any]]:
     async with async_engine().begin() as conn:
-        await conn.execute(SCOPE)
         return {name: list(await conn.execute(query)) for name, query in QUERIES.items()}
 
 

@@ -30,51 +30,19 @@ RUN_JOB_TASK = "attribution.run_job"
 RECONCILE_TASK = "reconciliation.run"
 DEADLINE_GRACE_S = 30.0
 
-SYSTEM_SCOPE_SQL = text("SELECT set_config('app.system_scope', 'outbox_relay', true)")
-# A tenant's new recompute rows wait while one of its recomputes is in flight, or was sent within the
-# coalescing window: the next one covers them all (completion is by id range). So the broker carries
-# at most one recompute per tenant, and a busy tenant costs a few messages a second, not one per event.
-# Which tenants are busy is asked once per pass, of the unfinished and the recently sent rows only
-# (partial indexes, migration 0016): the work in flight, however long the outbox's history.
-BUSY_TENANTS = """
-    SELECT tenant_id FROM outbox
-    WHERE kind = 'attribution_recompute' AND completed_at IS NULL AND dispatched_at IS NOT NULL
-    UNION
-    SELECT tenant_id FROM outbox
-    WHERE kind = 'attribution_recompute' AND dispatched_at > now() - make_interval(secs => :coalesce_s)
-"""
-CLAIM_SQL = text(
-    f"""
-    WITH busy AS ({BUSY_TENANTS})
-    SELECT id, tenant_id, kind, payload FROM outbox o
-    WHERE dispatched_at IS NULL
-      AND NOT (kind = 'attribution_recompute' AND tenant_id IN (SELECT tenant_id FROM busy))
-    ORDER BY id LIMIT :limit FOR UPDATE OF o SKIP LOCKED
-    """
-)
-MARK_SQL = text("UPDATE outbox SET dispatched_at = now(), attempts = attempts + 1 WHERE id = ANY(:ids)")
-REDISPATCH_SQL = text(
-    """
-    UPDATE outbox SET dispatched_at = NULL, last_error = 'no completion in time; sent again'
-    WHERE completed_at IS NULL AND dispatched_at < now() - make_interval(secs => :after_s)
-    """
-)
-EXPIRE_JOBS_SQL = text(
-    """
-    UPDATE attribution_jobs
-    SET status = 'timed_out', fallback_event = 'deterministic_last_touch', finished_at = now(),
-        error = 'deadline passed without a result (worker lost)',
-        result = '{"served_model": "last_touch"}'::jsonb
-    WHERE status = 'running' AND deadline_at < now()
-    RETURNING tenant_id
-    """
-)
+# Every tenant's pending work, through app_system's functions (migration 0017): the claim returns
+# the rows it locked (ids, kinds, job ids) and holds the locks in this transaction; a tenant's new
+# recompute rows wait while one of its recomputes is in flight or was sent within the coalescing
+# window, since the next one covers them all (completion is by id range). So the broker carries at
+# most one recompute per tenant, and a busy tenant costs a few messages a second, not one per event.
+CLAIM_SQL = text("SELECT id, tenant_id, kind, payload FROM outbox_claim(:limit, :coalesce_s)")
+MARK_SQL = text("SELECT outbox_mark_dispatched(CAST(:ids AS bigint[]))")
+SWEEP_SQL = text("SELECT expired_jobs, redispatched FROM outbox_sweep(:after_s)")
 COMPLETE_SQL = text(
     "UPDATE outbox SET completed_at = now() WHERE kind = :kind AND payload->>:key = :work_id AND completed_at IS NULL"
 )
 # Which payload field names the unit of work, per kind (recomputes complete by id range instead).
 PAYLOAD_KEYS = {"attribution_job": "job_id", "llm_task": "job_id", "reconciliation_run": "run_id"}
-RECOMPUTE_OUTBOX_SQL = text("INSERT INTO outbox (tenant_id, kind) VALUES (:tenant_id, 'attribution_recompute')")
 
 
 def complete(conn: Connection, kind: str, work_id: uuid.UUID) -> None:
@@ -129,8 +97,7 @@ def send(dispatches: Sequence[Dispatch]) -> None:
 async def relay_once(limit: int = 1000, coalesce_s: float = 0.0) -> int:
     """Send what is pending; returns how many outbox rows were dispatched."""
     async with async_engine().begin() as conn:
-        await conn.execute(SYSTEM_SCOPE_SQL)
-        rows = (await conn.execute(CLAIM_SQL, {"limit": limit, "coalesce_s": coalesce_s})).all()
+        rows = (await conn.execute(CLAIM_SQL, {"limit": limit, "coalesce_s": float(coalesce_s)})).all()
         if not rows:
             return 0
         dispatches = plan(rows)
@@ -140,14 +107,11 @@ async def relay_once(limit: int = 1000, coalesce_s: float = 0.0) -> int:
 
 
 async def sweep(settings: Settings) -> dict[str, int]:
-    """Time out jobs whose worker vanished, and send again work that never completed."""
+    """Time out jobs whose worker vanished (and recompute their tenants), and send again work that
+    never completed."""
     async with async_engine().begin() as conn:
-        await conn.execute(SYSTEM_SCOPE_SQL)
-        expired = (await conn.execute(EXPIRE_JOBS_SQL)).all()
-        for row in expired:
-            await conn.execute(RECOMPUTE_OUTBOX_SQL, {"tenant_id": row.tenant_id})
-        resent = (await conn.execute(REDISPATCH_SQL, {"after_s": settings.outbox_redispatch_after_s})).rowcount
-    return {"expired_jobs": len(expired), "redispatched": int(resent)}
+        row = (await conn.execute(SWEEP_SQL, {"after_s": float(settings.outbox_redispatch_after_s)})).one()
+    return {"expired_jobs": int(row.expired_jobs), "redispatched": int(row.redispatched)}
 
 
 async def run_relay(settings: Settings, stop: asyncio.Event) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from app.attribution.last_touch import COMPLETE_OUTBOX_SQL
 from app.core.db import tenant_transaction_sync
-from app.services.outbox import BUSY_TENANTS, SYSTEM_SCOPE_SQL
+from app.core.roles import SYSTEM_ROLE, revision_module
 from app.services.tenants import create_tenant
 
 from .test_outbox_watermark import bind, settled_pages_read
@@ -34,6 +34,7 @@ FILL_PENDING = text(
 COMPLETE_FINDS = "SELECT count(*) FROM outbox WHERE " + COMPLETE_OUTBOX_SQL.text.split(" WHERE ", 1)[1]
 # The control: the tenant's recompute rows up to an id, through the (tenant_id, id) index the
 # completion used before the partial one existed. It reads the whole history.
+BUSY_TENANTS = revision_module("0017_cross_tenant_functions.py").BUSY_TENANTS  # inside outbox_claim()
 HISTORY_WALK = (
     "SELECT count(*) FROM outbox WHERE tenant_id = :tenant_id AND kind = 'attribution_recompute' AND id <= :up_to"
 )
@@ -54,8 +55,8 @@ def pages_with_history(engine: Engine, owner: Engine, history: int) -> dict[str,
     with tenant_transaction_sync(tenant.context, engine) as conn:
         complete = settled_pages_read(conn, bind(COMPLETE_FINDS, **values))
         walk = settled_pages_read(conn, bind(HISTORY_WALK, **values))
-    with engine.begin() as conn:
-        conn.execute(SYSTEM_SCOPE_SQL)
+    with owner.begin() as conn:  # as the claim runs it: app_system, every tenant's rows
+        conn.execute(text(f"SET LOCAL ROLE {SYSTEM_ROLE}"))
         busy = settled_pages_read(conn, bind(BUSY_TENANTS, coalesce_s=0.5))
     return {"busy": busy, "complete": complete, "walk": walk}
 

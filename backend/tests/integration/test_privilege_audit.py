@@ -81,6 +81,11 @@ def test_the_migrated_schema_is_least_privilege(topology: Topology) -> None:
             "SECURITY DEFINER function audit_drift_definer() has no pinned search_path",
         ),
         (
+            "CREATE POLICY audit_drift_scope ON outbox USING (current_setting('app.system_scope', true) = 'x')",
+            "DROP POLICY audit_drift_scope ON outbox",
+            "policy audit_drift_scope on outbox is keyed on setting app.system_scope",
+        ),
+        (
             "GRANT SELECT ON kombu_message TO app_ro",
             "REVOKE SELECT ON kombu_message FROM app_ro",
             "app_ro can read broker table kombu_message, which no read-only path needs",
@@ -114,15 +119,17 @@ def test_drift_fails_the_audit(topology: Topology, owner_engine: Engine, drift: 
             "GRANT EXECUTE ON FUNCTION lo_from_bytea(oid, bytea) TO PUBLIC",
             "ops_reader may call large-object function lo_from_bytea(oid,bytea)",
         ),
+        (None, "GRANT app_system TO app_user", "app_user is a member of app_system"),
     ],
 )
 def test_cluster_drift_fails_the_audit(topology: Topology, database: str | None, drift: str, expected: str) -> None:
-    """PUBLIC's defaults, given back by the superuser one at a time (provisioning revoked them)."""
+    """PUBLIC's defaults, given back by the superuser one at a time (provisioning revoked them), and
+    the runtime made a member of the role that owns the cross-tenant functions."""
     assert topology.admin_url is not None
     admin = (
         make_url(topology.admin_url).set(database=database or topology.database).render_as_string(hide_password=False)
     )
-    undo = drift.replace("GRANT", "REVOKE", 1).replace(" TO PUBLIC", " FROM PUBLIC")
+    undo = drift.replace("GRANT", "REVOKE", 1).replace(" TO ", " FROM ")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(drift)
     try:
@@ -148,8 +155,11 @@ def test_a_missing_role_fails_the_audit() -> None:
             "other_databases",
             "large_object_functions",
             "security_definer_functions",
+            "policies",
+            "system_role",
         )
     }
     found = audit_privileges.violations(empty)
     assert "expected role app_user is missing" in found
     assert "expected tenant table attribution_events is missing" in found
+    assert "expected role app_system is missing" in found

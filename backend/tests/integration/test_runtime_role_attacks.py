@@ -1,8 +1,8 @@
 """An attacker holding a SQL session as app_user (a SQL injection, a compromised api or worker) or as
-ops_reader tries PostgreSQL's PUBLIC defaults: large objects (storage outside row-level security, a
-write path for the read-only role) and the cluster's other databases. Each attempt must be refused;
-each has a control that widens the one grant it relies on and shows the attempt would then succeed,
-so a refusal for some other reason cannot pass for the property.
+ops_reader tries: PostgreSQL's PUBLIC defaults (large objects, the cluster's other databases), session
+settings that once opened other tenants' rows, other roles, and search-path shadowing. Each attempt
+must be refused; each kind has a control that widens the one grant or policy it relies on and shows
+the attempt would then succeed, so a refusal for some other reason cannot pass for the property.
 """
 
 from __future__ import annotations
@@ -12,10 +12,16 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 
+from app.core.db import tenant_transaction_sync
+from app.core.tenancy import SET_CONTEXT_SQL
 from scripts.harness import sync_dsn
 from scripts.topology import Topology
+
+from ..conftest import TwoTenants
 
 ATTACKERS = ("runtime_sync", "ops")  # Dsns attributes: app_user and ops_reader
 
@@ -76,3 +82,112 @@ def test_control_another_database_opens_when_public_may_connect(topology: Topolo
         psycopg.connect(attacker_dsn(topology, "runtime_sync", "postgres"), connect_timeout=10) as conn,
     ):
         assert conn.execute("SELECT current_database()").fetchone() == ("postgres",)
+
+
+# -- scope by session setting -------------------------------------------------------------------
+
+SCOPE_GAMES = [
+    pytest.param("SELECT set_config('app.system_scope', 'metrics', true)", id="metrics-local"),
+    pytest.param("SELECT set_config('app.system_scope', 'outbox_relay', true)", id="relay-local"),
+    pytest.param("SELECT set_config('app.system_scope', 'outbox_relay', false)", id="relay-session"),
+    pytest.param("SET LOCAL app.system_scope = 'metrics'", id="set-local"),
+    pytest.param("SELECT set_config('app.system_scope', '', true)", id="empty"),
+    pytest.param("SELECT set_config('app.system_scope', 'outbox_relay''; --', true)", id="malformed"),
+]
+
+
+@contextmanager
+def as_tenant_rolled_back(engine: Engine, tenants: TwoTenants) -> Iterator[Connection]:
+    """Tenant A's unit of work, always rolled back: whatever the attack changed (settings included) goes."""
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            conn.execute(SET_CONTEXT_SQL, tenants.a.context.as_params())
+            yield conn
+        finally:
+            transaction.rollback()
+
+
+def rows_of_b_seen_by_a(conn: Connection, two_tenants: TwoTenants) -> dict[str, int]:
+    """As tenant A, after the game: B's rows in the tables a setting once opened, and B's job rows
+    an UPDATE reaches."""
+    b = {"b": two_tenants.b.tenant_id}
+    seen = {
+        table: conn.execute(text(f"SELECT count(*) FROM {table} WHERE tenant_id = :b"), b).scalar_one()
+        for table in ("attribution_events", "outbox", "attribution_jobs", "dead_letter_events", "llm_api_calls")
+    }
+    seen["jobs_updated"] = conn.execute(
+        text("UPDATE attribution_jobs SET error = 'attacker' WHERE tenant_id = :b"), b
+    ).rowcount
+    return seen
+
+
+@pytest.fixture(scope="module")
+def work_of_b(runtime_engine: Engine, two_tenants: TwoTenants) -> None:
+    """Tenant B has an attribution job (finished, so the relay leaves it alone) and an outbox row."""
+    with tenant_transaction_sync(two_tenants.b.context, runtime_engine) as conn:
+        conn.execute(
+            text("INSERT INTO attribution_jobs (tenant_id, model, status) VALUES (:b, 'last_touch', 'succeeded')"),
+            {"b": two_tenants.b.tenant_id},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO outbox (tenant_id, kind, dispatched_at, completed_at) "
+                "VALUES (:b, 'attribution_recompute', now(), now())"
+            ),
+            {"b": two_tenants.b.tenant_id},
+        )
+
+
+@pytest.mark.parametrize("game", SCOPE_GAMES)
+@pytest.mark.usefixtures("work_of_b")
+def test_no_setting_widens_what_app_user_sees(runtime_engine: Engine, two_tenants: TwoTenants, game: str) -> None:
+    with as_tenant_rolled_back(runtime_engine, two_tenants) as conn:
+        conn.execute(text(game))
+        seen = rows_of_b_seen_by_a(conn, two_tenants)
+    assert seen == dict.fromkeys(seen, 0)
+
+
+@pytest.mark.usefixtures("work_of_b")
+def test_control_a_policy_keyed_on_a_setting_would_be_caught(
+    runtime_engine: Engine, owner_engine: Engine, two_tenants: TwoTenants
+) -> None:
+    """The policies 0003 and 0007 had, put back for the test: the same game then reads tenant B's
+    events and reaches (and could rewrite) B's job."""
+    keyed = "USING (current_setting('app.system_scope', true) = 'outbox_relay')"
+    with owner_engine.begin() as conn:
+        conn.execute(text(f"CREATE POLICY attack_control ON attribution_events FOR SELECT {keyed}"))
+        conn.execute(text(f"CREATE POLICY attack_control ON attribution_jobs {keyed}"))
+    try:
+        with as_tenant_rolled_back(runtime_engine, two_tenants) as conn:
+            conn.execute(text("SELECT set_config('app.system_scope', 'outbox_relay', true)"))
+            seen = rows_of_b_seen_by_a(conn, two_tenants)
+        assert seen["attribution_events"] == 1 and seen["attribution_jobs"] >= 1 and seen["jobs_updated"] >= 1
+    finally:
+        with owner_engine.begin() as conn:
+            conn.execute(text("DROP POLICY attack_control ON attribution_events"))
+            conn.execute(text("DROP POLICY attack_control ON attribution_jobs"))
+
+
+def test_cross_tenant_reads_are_aggregates_only(runtime_engine: Engine, two_tenants: TwoTenants) -> None:
+    """What the runtime may know across tenants: counts through app_system's functions, never rows."""
+    with runtime_engine.begin() as conn:
+        events = dict(conn.execute(text("SELECT platform, n FROM metrics_events()")).all())
+        assert events.get("stripe", 0) >= 2  # both tenants' events, counted
+        assert conn.execute(text("SELECT count(*) FROM attribution_events")).scalar_one() == 0  # rows: none
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["SET ROLE app_system", "SET SESSION AUTHORIZATION app_system", "SET ROLE app_owner", "SET ROLE ops_reader"],
+)
+def test_app_user_cannot_become_another_role(runtime_engine: Engine, statement: str) -> None:
+    with runtime_engine.connect() as conn, pytest.raises(ProgrammingError, match="permission denied"):
+        conn.execute(text(statement))
+
+
+def test_search_path_shadowing_does_not_reach_the_definer_functions(runtime_engine: Engine) -> None:
+    """A definer function resolves names in its pinned search_path, so an attacker's temp table named
+    like a real one cannot feed it; and app_user may not create one anyway."""
+    with runtime_engine.connect() as conn, pytest.raises(ProgrammingError, match="permission denied"):
+        conn.execute(text("CREATE TEMP TABLE outbox (id bigint)"))

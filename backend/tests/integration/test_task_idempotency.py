@@ -76,7 +76,6 @@ def test_recompute_twice(broker: Celery, topology: Topology, runtime_engine: Eng
 
     before = eventually(recomputed, timeout_s=30)
     with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
-        conn.execute(text("SELECT set_config('app.system_scope', 'outbox_relay', true)"))
         up_to = conn.execute(
             text("SELECT max(id) FROM outbox WHERE tenant_id = :t"), {"t": tenant.tenant_id}
         ).scalar_one()
