@@ -14,6 +14,7 @@ from scripts.harness import REPO_ROOT
 WORKFLOWS = {
     "b07-phase8-closure-pack.yml": ("nox -s ci_subset", "b07-phase8-closure-pack"),
     "b07-p4-e2e-operational-readiness.yml": ("nox -s p4_e2e", "b07-p4-operational-readiness"),
+    "ci.yml": ("bash .ci/run", "ci"),  # what CI runs here runs for a pull request too
 }
 
 

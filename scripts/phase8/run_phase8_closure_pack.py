@@ -4,10 +4,13 @@
     python scripts/phase8/run_phase8_closure_pack.py --ci-subset --artifact-dir artifacts/b07-phase8
     python scripts/phase8/run_phase8_closure_pack.py --full-physics --artifact-dir artifacts/b07-phase8
 
-Writes phase8_gate_summary.json (per-gate status, timings, evidence, metrics; `error` on failure),
-report.html (for a person), manifest.sha256 (`cd DIR && sha256sum -c manifest.sha256`) and
-attestation.intoto.json (an in-toto v1 Statement over every file). Ctrl-C or SIGTERM at any step
-stops the running step and the topology, writes a failed summary naming the step, and exits 1.
+Prints a line as each gate starts and ends, and the gate table at the end. Writes
+phase8_gate_summary.json (per-gate status, timings, evidence, metrics; `error` on failure),
+report.html (for a person), junit.xml (one test case per gate, for CI tools; with
+$GITHUB_STEP_SUMMARY set, the gate table and key metrics are appended there as Markdown),
+manifest.sha256 (`cd DIR && sha256sum -c manifest.sha256`) and attestation.intoto.json (an
+in-toto v1 Statement over every file). Ctrl-C or SIGTERM at any step stops the running step and
+the topology, writes a failed summary naming the step, and exits 1.
 
 Modes: --ci-subset runs the sanity load profile (5 rps x 10 s), the default the EG3.4 profile
 (46 rps x 60 s), --full-physics adds the capacity sweep. Each runs the null benchmark first.
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when 
 
 from scripts import interrupts
 from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode, redact_dsn
+from scripts.phase8 import ci_reports
 from scripts.phase8.evidence import write_attestation, write_manifest
 from scripts.phase8.gates import GATES, Gate, GateContext, GateResult, timed
 from scripts.phase8.report import render
@@ -50,6 +54,10 @@ def prepare(artifact_dir: Path) -> None:
     (artifact_dir / "logs").mkdir(parents=True)
 
 
+def announce(gate: Gate, started: float) -> None:
+    print(f"[phase8] {gate.id}: running ({time.monotonic() - started:.0f} s into the run)", file=sys.stderr, flush=True)
+
+
 def record(summary: dict[str, Any], gate: Gate, result: GateResult) -> None:
     entry = {
         "title": gate.title,
@@ -63,8 +71,10 @@ def record(summary: dict[str, Any], gate: Gate, result: GateResult) -> None:
         entry["error"] = result.error
     summary["gates"][gate.id] = entry
     print(
-        f"[phase8] {gate.id}: {result.status}" + (f" ({result.error})" if result.error else ""),
+        f"[phase8] {gate.id}: {result.status} in {result.duration_s:.1f} s"
+        + (f" ({result.error})" if result.error else ""),
         file=sys.stderr,
+        flush=True,
     )
 
 
@@ -111,11 +121,13 @@ def run(args: argparse.Namespace) -> int:
                 for current in (gate for gate in selected if not gate.after_teardown):
                     step = current.id
                     interrupts.checkpoint(step)
+                    announce(current, started)
                     record(summary, current, timed(current, ctx))
                 step = "teardown"
             for current in (gate for gate in selected if gate.after_teardown):
                 step = current.id
                 interrupts.checkpoint(step)
+                announce(current, started)
                 record(summary, current, timed(current, ctx))
             step = "evidence"
             interrupts.checkpoint(step)
@@ -153,8 +165,12 @@ def finish(artifact_dir: Path, summary: dict[str, Any], selected: list[Gate], st
     summary["duration_s"] = round(time.monotonic() - started, 3)
     (artifact_dir / SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     render(artifact_dir, summary)
+    gate_ids = [gate.id for gate in selected]
+    ci_reports.write_junit(artifact_dir, summary, gate_ids)
     write_manifest(artifact_dir)
     write_attestation(artifact_dir, summary)
+    print(ci_reports.terminal_table(summary, gate_ids), file=sys.stderr)
+    ci_reports.append_step_summary(summary, gate_ids)
     print(json.dumps({k: summary[k] for k in ("status", "mode", "duration_s")}))
     if summary["status"] == "failed":
         print(f"[phase8] FAILED: {summary['error']}; read {artifact_dir / SUMMARY}", file=sys.stderr)

@@ -40,6 +40,7 @@ def interrupt_and_check(paused: Paused, sig: signal.Signals, artifact_dir: Path,
     assert summary["interrupted"]["signal"] == sig.name
     verified = subprocess.run(["sha256sum", "-c", "--quiet", "manifest.sha256"], cwd=artifact_dir, check=False)
     assert verified.returncode == 0
+    assert "<failure " in (artifact_dir / "junit.xml").read_text()  # CI tools show the run red too
     pids = [record["pid"] for record in state["processes"].values() if record.get("pid")]
     assert_nothing_left(pids + paused.descendants, state.get("pgdata"))
     assert not state_path.exists()
