@@ -25,11 +25,17 @@ def test_a_leaked_process_and_data_directory_fail_the_run(tmp_path: Path) -> Non
     args = ["--checkout", str(checkout), "--temp-dir", str(temp)]
     leak_check.main(["snapshot", str(snapshot), *args])
     orphan = subprocess.Popen(["sleep", "60"], cwd=checkout)  # started "from the checkout"
-    (temp / "attrib-pg-x1y2" / "data").mkdir(parents=True)
+    leaked = temp / "attrib-pg-x1y2" / "data"
+    leaked.mkdir(parents=True)
+    (leaked / "postmaster.opts").write_text(f"{checkout}/.nox/tests/bin/postgres -D {leaked}\n")
+    elsewhere = temp / "attrib-pg-other" / "data"  # another checkout's live cluster: not ours to judge
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "postmaster.opts").write_text(f"{tmp_path}/other-checkout/.nox/tests/bin/postgres -D {elsewhere}\n")
     try:
         assert leak_check.main(["check", str(snapshot), *args]) == 1
         assert orphan.wait(timeout=10) != 0  # stopped after being reported
         assert not (temp / "attrib-pg-x1y2").exists()
+        assert elsewhere.exists()
     finally:
         orphan.kill()
         orphan.wait()

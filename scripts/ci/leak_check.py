@@ -6,8 +6,10 @@ directory in the temp folder.
 
 A process counts as the checkout's when its executable, working directory or command line lies
 under the checkout (the nox virtualenvs, the embedded server's binaries, the harness's scripts);
-this script and the processes that started it are not counted. Data directories count only when
-they are new since the snapshot, so an older run's leftovers do not fail this one.
+this script and the processes that started it are not counted. A data directory counts when it is
+new since the snapshot and its server was started from this checkout's binaries (``postmaster.opts``
+names them), so neither an older run's leftovers nor another checkout's live cluster (a developer
+running tests beside a CI run) fail this one, and only this checkout's are removed.
 
 Standard library only: it runs with any Python 3, before or after the virtualenvs exist.
 """
@@ -31,6 +33,17 @@ DATA_DIR_PREFIX = "attrib-pg-"  # scripts/topology/postgres.py: EmbeddedPostgres
 
 def data_dirs(temp_dir: Path) -> list[str]:
     return sorted(str(p) for p in temp_dir.glob(f"{DATA_DIR_PREFIX}*"))
+
+
+def started_from(directory: str, checkout: Path) -> bool:
+    """Whether the cluster in ``directory`` was started with this checkout's server binaries."""
+    for opts in Path(directory).glob("*/postmaster.opts"):
+        try:
+            if str(checkout) + "/" in opts.read_text(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def ancestors(pid: int) -> set[int]:
@@ -100,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     before = set(json.loads(args.file.read_text())) if args.file.exists() else set()
     processes = leaked_processes(args.checkout.resolve())
-    directories = [d for d in data_dirs(args.temp_dir) if d not in before]
+
+    checkout = args.checkout.resolve()
+    directories = [d for d in data_dirs(args.temp_dir) if d not in before and started_from(d, checkout)]
     if not processes and not directories:
         print("leak check: no process from the checkout and no new data directory is left")
         return 0
