@@ -10,8 +10,10 @@ the committed file with JSON Schema Draft 2020-12, never against what the app sa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from app.core.sealing import KEYS_ENV, new_key_ring
 from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode
 
 CONTRACT = REPO_ROOT / "backend" / "contracts" / "openapi.yaml"
@@ -31,12 +34,33 @@ PLACEHOLDER_ENV = {
 }
 
 
-def generate() -> dict[str, Any]:
-    for key, value in PLACEHOLDER_ENV.items():
-        os.environ.setdefault(key, value)
-    from app.main import create_app
+@contextlib.contextmanager
+def placeholder_environment() -> Iterator[None]:
+    """Placeholder settings for the block only: the caller's environment and cached settings come back
+    as they were (a test process that generated the contract must not talk to a placeholder broker)."""
+    from app.core.settings import get_settings
 
-    return dict(create_app().openapi())
+    placeholders = {**PLACEHOLDER_ENV, KEYS_ENV: new_key_ring()}
+    saved = {key: os.environ.get(key) for key in placeholders}
+    for key, value in placeholders.items():
+        os.environ.setdefault(key, value)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for key, previous in saved.items():
+            if previous is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = previous
+        get_settings.cache_clear()
+
+
+def generate() -> dict[str, Any]:
+    with placeholder_environment():
+        from app.main import create_app
+
+        return dict(create_app().openapi())
 
 
 def dump(spec: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from app.core.sealing import KEYS_ENV, new_key_ring
 from app.core.settings import to_sync_url
 from app.services.tenants import ProvisionedTenant, create_tenant
 from scripts.harness import REPO_ROOT
@@ -30,6 +31,9 @@ def test_artifacts() -> Path:
 
 
 ATTACH_ENV = "E2E_ATTACH_TOPOLOGY"
+# One key ring per test process: every topology it brings up takes it from the environment, and the
+# tests seal and open credentials with it as api and worker do.
+os.environ.setdefault(KEYS_ENV, new_key_ring())
 # Test topologies need no graceful worker drain at the end (durability lives in our own tables, and
 # the lifecycle tests cover the default path); this saves the worker's 6-8 s warm shutdown each time.
 TEST_STOP_GRACE_S = 2.0
@@ -47,7 +51,9 @@ def topology(test_artifacts: Path) -> Iterator[Topology]:
     which is how the Phase 8 gates run these tests inside the composed topology they brought up."""
     attach = os.environ.get(ATTACH_ENV)
     if attach:
-        yield Topology.attach(attach)
+        attached = Topology.attach(attach)
+        os.environ[KEYS_ENV] = attached.key_ring  # tests seal and open credentials as the api does
+        yield attached
         return
     with Topology(
         TopologyConfig(
@@ -85,6 +91,14 @@ def runtime_engine(topology: Topology) -> Iterator[Engine]:
 def ops_engine(topology: Topology) -> Iterator[Engine]:
     assert topology.dsns is not None
     yield from disposed_after(topology.dsns.ops)
+
+
+@pytest.fixture(scope="session")
+def admin_engine(topology: Topology) -> Iterator[Engine]:
+    """ops_admin (BYPASSRLS): what only operators may change, such as budgets and the kill switch.
+    Say which tenant a statement is for: this role sees every tenant's rows."""
+    assert topology.dsns is not None
+    yield from disposed_after(topology.dsns.ops_admin)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from sqlalchemy import Engine, text
 from app.core.db import tenant_transaction_sync
 from app.core.settings import Settings
 from app.llm.boundary import Boundary
-from app.llm.config import LLMConfig, provider_from_settings
 from app.services.tenants import ProvisionedTenant, create_tenant
 from scripts.harness import REPO_ROOT, poll_until
 from scripts.topology import Topology
@@ -42,7 +41,7 @@ def boundary_from(env: dict[str, str], engine: Engine) -> Boundary:
         for key, value in {**BASE_ENV, **env}.items():
             patch.setenv(key, value)
         settings = Settings()  # type: ignore[call-arg]
-    return Boundary(LLMConfig.from_settings(settings), provider_from_settings(settings), engine)
+    return Boundary.from_settings(settings, engine)
 
 
 @pytest.fixture(scope="module")

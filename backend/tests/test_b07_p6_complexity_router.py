@@ -74,10 +74,12 @@ def test_eg63_all_four_task_types_are_ledgered_with_their_tier(api: httpx.Client
 
 
 @pytest.mark.integration
-def test_eg65_budget_pressure_downgrades_through_the_boundary(api: httpx.Client, runtime_engine: Engine) -> None:
+def test_eg65_budget_pressure_downgrades_through_the_boundary(
+    api: httpx.Client, runtime_engine: Engine, admin_engine: Engine
+) -> None:
     with runtime_engine.begin() as conn:
         pressed = create_tenant(conn, "eg65-pressed")
-    with tenant_transaction_sync(pressed.context, runtime_engine) as conn:
+    with admin_engine.begin() as conn:  # spend recorded earlier this month, as an operator would restore it
         conn.execute(
             text(
                 "INSERT INTO llm_budget_periods (tenant_id, user_id, period_start, limit_cents, spent_cents) "

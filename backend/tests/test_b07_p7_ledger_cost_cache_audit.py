@@ -2,8 +2,9 @@
 
 - every outcome kind is ledgered exactly once, with cost = tokens x the model's configured price;
 - no prompt text appears in any text or JSON column of the database;
-- a cache hit is at least 10x faster than the provider path, measured in this run (the mock answers
-  after 200 ms, a fast real model's latency);
+- a cache hit costs less than a provider call: medians of both paths measured in turns in this run,
+  with the mock answering as fast as it can (no injected latency), and a control where both sides
+  call the provider and the comparison fails;
 - 200 calls from two processes against a budget with room for 10 never take reserved + spent past
   the cap, sampled throughout; a breaker opened in one process is seen by another.
 """
@@ -23,6 +24,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
+from app.core.tenancy import TenantContext
+from app.llm.boundary import Boundary
 from app.services.tenants import ProvisionedTenant, create_tenant
 from scripts.bench.llm_calls import Burst, mock_boundary, run_burst
 from scripts.topology import Topology
@@ -50,8 +53,16 @@ def dsn(topology: Topology) -> str:
     return topology.dsns.runtime_sync
 
 
+MINE = "tenant_id = :t AND user_id = :u"  # ops_admin sees every tenant's rows: name the one meant
+
+
 def test_every_outcome_kind_ledgered_once_with_correct_cost(
-    topology: Topology, mock: httpx.Client, runtime_engine: Engine, ops_engine: Engine, tenant: ProvisionedTenant
+    topology: Topology,
+    mock: httpx.Client,
+    runtime_engine: Engine,
+    ops_engine: Engine,
+    admin_engine: Engine,
+    tenant: ProvisionedTenant,
 ) -> None:
     marker = f"AUDIT-PROMPT-{uuid.uuid4().hex}"
     gate = mock_boundary(dsn(topology), topology.mock_url)
@@ -70,11 +81,15 @@ def test_every_outcome_kind_ledgered_once_with_correct_cost(
         flaky.call(ctx, "route", f"p7-failed-{n}", f"{marker} four {n}")
     outcomes["breaker"] = flaky.call(ctx, "route", "p7-breaker", f"{marker} five")
     mock.post("/control/faults", json={"mode": "success"})
-    with tenant_transaction_sync(ctx, runtime_engine) as conn:
-        conn.execute(text("UPDATE llm_budget_periods SET limit_cents = spent_cents + reserved_cents"))
+    mine = {"t": ctx.tenant_id, "u": ctx.user_id}
+    with admin_engine.begin() as conn:  # limits are the operators' to set
+        conn.execute(
+            text(f"UPDATE llm_budget_periods SET limit_cents = spent_cents + reserved_cents WHERE {MINE}"), mine
+        )
     outcomes["budget"] = gate.call(ctx, "explanation", "p7-budget", f"{marker} six")
+    with admin_engine.begin() as conn:
+        conn.execute(text(f"UPDATE llm_budget_periods SET limit_cents = 2500 WHERE {MINE}"), mine)
     with tenant_transaction_sync(ctx, runtime_engine) as conn:
-        conn.execute(text("UPDATE llm_budget_periods SET limit_cents = 2500"))
         conn.execute(
             text(
                 "INSERT INTO llm_hourly_shutoff (tenant_id, user_id, hour_start, shut_off) "
@@ -108,30 +123,65 @@ def test_every_outcome_kind_ledgered_once_with_correct_cost(
     assert [where for where, value in stored_text(ops_engine) if marker in value] == []
 
 
-def test_cache_hit_is_ten_times_faster_than_the_provider(
-    topology: Topology, mock: httpx.Client, tenant: ProvisionedTenant
-) -> None:
+# A miss does a hit's work (one admission round trip to PostgreSQL) plus the provider's round trip
+# and a settle transaction, so it costs about twice a hit or more; the margin sits below that, and
+# far above the spread between the medians of two samples of the same path.
+CACHE_MARGIN = 1.5
+SPEED_SAMPLES = 15
+
+
+def timed_call(gate: Boundary, ctx: TenantContext, request_id: str, prompt: str, *, cached: bool) -> float:
+    """Seconds for one boundary call, which must have taken the path named (cache or provider)."""
+    started = time.perf_counter()
+    outcome = gate.call(ctx, "explanation", request_id, prompt)
+    elapsed = time.perf_counter() - started
+    assert (outcome.status, outcome.was_cached, outcome.provider_attempted) == ("succeeded", cached, not cached)
+    return elapsed
+
+
+def cheaper(candidate: list[float], baseline: list[float]) -> bool:
+    """The candidate path's median costs at most 1/CACHE_MARGIN of the baseline's."""
+    return statistics.median(candidate) * CACHE_MARGIN <= statistics.median(baseline)
+
+
+def interleaved(
+    gate: Boundary, ctx: TenantContext, tag: str, first_cached: bool, second_cached: bool
+) -> tuple[list[float], list[float]]:
+    """Two samples taken in turns, so drift on this shared machine falls on both alike. A cached call
+    asks the question answered before the loop; a provider call asks a new one."""
+    first: list[float] = []
+    second: list[float] = []
+    for n in range(SPEED_SAMPLES):
+        for sample, cached, side in ((first, first_cached, "a"), (second, second_cached, "b")):
+            prompt = f"{tag} speed question" if cached else f"{tag} speed question {side}-{n}"
+            sample.append(timed_call(gate, ctx, f"{tag}-{side}-{n}", prompt, cached=cached))
+    return first, second
+
+
+def test_a_cache_hit_costs_less_than_a_provider_call(topology: Topology, tenant: ProvisionedTenant) -> None:
+    """Measured against the provider path in the same run, with the mock answering as fast as it can."""
     gate = mock_boundary(dsn(topology), topology.mock_url)
-    mock.post("/control/faults", json={"mode": "slow", "surface": "llm", "slow_ms": 200})
+    timed_call(gate, tenant.context, "p7-speed-seed", "p7-speed speed question", cached=False)
+    hits, misses = interleaved(gate, tenant.context, "p7-speed", True, False)
+    assert cheaper(hits, misses), f"cache {statistics.median(hits)} s vs provider {statistics.median(misses)} s"
 
-    def timed(request_id: str, prompt: str) -> float:
-        started = time.perf_counter()
-        outcome = gate.call(tenant.context, "explanation", request_id, prompt)
-        assert outcome.status == "succeeded"
-        return time.perf_counter() - started
 
-    provider = [timed(f"p7-speed-miss-{n}", f"speed question {n}") for n in range(5)]
-    cached = [timed(f"p7-speed-hit-{n}", "speed question 0") for n in range(20)]
-    ratio = statistics.median(provider) / statistics.median(cached)
-    assert ratio >= 10, f"cache path only {ratio:.1f}x faster (provider {provider}, cache {cached})"
+def test_the_speed_comparison_fails_when_both_paths_call_the_provider(
+    topology: Topology, tenant: ProvisionedTenant
+) -> None:
+    """Control: with no cache hit on either side, the property is false and the comparison says so."""
+    gate = mock_boundary(dsn(topology), topology.mock_url)
+    timed_call(gate, tenant.context, "p7-same-warm", "p7-same warm-up", cached=False)
+    first, second = interleaved(gate, tenant.context, "p7-same", False, False)
+    assert not cheaper(first, second) and not cheaper(second, first)
 
 
 def test_200_concurrent_calls_from_two_processes_never_overshoot(
-    topology: Topology, runtime_engine: Engine, tenant: ProvisionedTenant
+    topology: Topology, runtime_engine: Engine, admin_engine: Engine, tenant: ProvisionedTenant
 ) -> None:
     gate = mock_boundary(dsn(topology), topology.mock_url)
     cap = gate.config.estimate_cents("mock-standard", "burst question p7-a 100") * 10  # room for 10 reservations
-    with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
+    with admin_engine.begin() as conn:  # a tight budget is an operator's decision
         conn.execute(
             text(
                 "INSERT INTO llm_budget_periods (tenant_id, user_id, period_start, limit_cents) "

@@ -24,6 +24,8 @@ PRIVILEGED_VARIABLES = (
     "PHASE8_ADMIN_DATABASE_URL",
     "MIGRATION_DATABASE_URL",
     "OPS_DATABASE_URL",
+    "OPS_ADMIN_DATABASE_URL",
+    "OPS_ADMIN_PASSWORD",
     "POSTGRES_PASSWORD",
 )
 CREDENTIAL = re.compile(r"://(?P<user>[^:/@]+):(?P<password>[^@]*)@")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.connection import Connection
 
-from app.llm.config import provider_client
+from app.llm.providers import ChatProvider
 
-PROVIDER = provider_client("mock", "http://127.0.0.1:9", "sk-never-printed")  # inherited by the fork, as in prefork
+PROVIDER = ChatProvider("mock", "http://127.0.0.1:9", "sk-never-printed")  # inherited by the fork, as in prefork
 
 
 def _report_reuse(parent_client: object, answer: Connection) -> None:
@@ -31,4 +31,4 @@ def test_one_client_per_process_and_a_new_one_after_fork() -> None:
 
 
 def test_the_api_key_is_not_in_the_repr() -> None:
-    assert "sk-never-printed" not in repr(provider_client("mock", "http://127.0.0.1:9", "sk-never-printed"))
+    assert "sk-never-printed" not in repr(ChatProvider("mock", "http://127.0.0.1:9", "sk-never-printed"))

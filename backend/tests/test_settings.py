@@ -48,6 +48,8 @@ def test_good_settings_load(env: pytest.MonkeyPatch) -> None:
         ("CELERY_BROKER_URL", "redis://localhost", "configuration error: CELERY_BROKER_URL must be"),
         ("CELERY_RESULT_BACKEND", None, "configuration error: CELERY_RESULT_BACKEND is not set"),
         ("WORKER_PROBE_TIMEOUT_S", "-1", "configuration error: WORKER_PROBE_TIMEOUT_S"),
+        ("SECRETS_ENCRYPTION_KEYS", None, "configuration error: SECRETS_ENCRYPTION_KEYS is not set"),
+        ("SECRETS_ENCRYPTION_KEYS", "k1:cHc=", "configuration error: SECRETS_ENCRYPTION_KEYS: each entry"),
     ],
 )
 def test_bad_setting_is_named(env: pytest.MonkeyPatch, name: str, value: str | None, message: str) -> None:

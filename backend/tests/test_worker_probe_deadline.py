@@ -44,3 +44,14 @@ def test_slow_polls_count_against_the_deadline() -> None:
 
 def test_a_reply_is_returned() -> None:
     assert wait_ready(ReadyAfter(3), timeout_s=5, interval_s=0.001) == {"hostname": "w1"}
+
+
+def test_relay_check_judges_the_heartbeat() -> None:
+    """A relay that never beat, or beat too long ago, fails the worker probe; its last error is shown."""
+    from app.services.health import relay_check
+
+    assert relay_check(None, 10)["ok"] is False
+    fresh = relay_check({"beat_age_s": 0.4, "passes": 12, "last_error": None, "error_age_s": None}, 10)
+    assert fresh == {"ok": True, "beat_age_s": 0.4, "passes": 12}
+    stale = relay_check({"beat_age_s": 31.0, "passes": 12, "last_error": "ProgrammingError: x", "error_age_s": 0.2}, 10)
+    assert stale["ok"] is False and stale["last_error"] == "ProgrammingError: x" and "31 s" in stale["error"]

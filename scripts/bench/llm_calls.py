@@ -5,42 +5,33 @@ Functions here take plain values (DSN, URLs, ids) so they also run in spawned pr
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import create_engine
 
-from app.core.settings import to_sync_url
+from app.core.settings import Settings, to_sync_url
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary
-from app.llm.config import LLMConfig, provider_client
-from app.llm.router import Tier
-
-MOCK_PRICES = {"mock-mini": 1.0, "mock-standard": 5.0, "mock-large": 20.0}
+from app.llm.config import LLMConfig
 
 
 def mock_config(**overrides: Any) -> LLMConfig:
-    """The production defaults of DESIGN §8, priced for the mock's models; override any field."""
-    prices = {**MOCK_PRICES, **{model: 1.0 for model in dict(overrides.get("models", {})).values()}}
-    base: dict[str, Any] = {
-        "provider": "mock",
-        "models": {Tier.CHEAP: "mock-mini", Tier.STANDARD: "mock-standard", Tier.PREMIUM: "mock-large"},
-        "prices_cents_per_1k": prices,
-        "max_tokens": 200,
-        "timeout_s": 5.0,
-        "breaker_threshold": 3,
-        "breaker_open_s": 300.0,
-        "hourly_limit_cents": 500.0,
-        "monthly_budget_cents": 2500.0,
-        "env_kill_switch": False,
-    }
-    return LLMConfig(**{**base, **overrides})
+    """The boundary as the settings' defaults configure it (DESIGN §8); override any field. A model
+    the defaults do not price gets 1 cent per 1,000 tokens."""
+    # Defaults only, not this process's environment: a run under LLM_* overrides (the fault runs')
+    # must not change what the proofs measure.
+    defaults = LLMConfig.from_settings(Settings.model_construct())
+    extra_models = dict(overrides.get("models", {})).values()
+    prices = {**defaults.prices_cents_per_1k, **{model: 1.0 for model in extra_models}}
+    return dataclasses.replace(defaults, **{"prices_cents_per_1k": prices, **overrides})
 
 
 def mock_boundary(dsn: str, mock_url: str, pool_size: int = 5, **overrides: Any) -> Boundary:
     engine = create_engine(to_sync_url(dsn), pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
-    return Boundary(mock_config(**overrides), provider_client("mock", mock_url), engine)
+    return Boundary(mock_config(**overrides), mock_url, engine=engine)
 
 
 @dataclass(frozen=True)

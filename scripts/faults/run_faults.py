@@ -6,7 +6,9 @@
 Brings up its own embedded topology (short breaker and redispatch timers, so recovery is visible
 within a run), runs the scenarios in order (worker kill -9, api kill -9, PostgreSQL restart, LLM
 provider error/hang/rate-limit), tears everything down, and writes faults_summary.json: one entry
-per scenario with acknowledged, persisted, lost, duplicated, recovery_s and status.
+per scenario with acknowledged, persisted, lost, duplicated, recovery_s and status. The LLM entry
+also shows, per fault, whether the mock took it and the ledger outcomes it left; a fault without
+its outcomes fails the scenario.
 """
 
 from __future__ import annotations

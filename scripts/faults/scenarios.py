@@ -3,7 +3,8 @@
 Each webhook scenario sends valid signed events at a fixed rate (the ingestion-under-fire
 generator, storms off) on fresh tenants, injects one fault a few seconds in, repairs it the way a
 supervisor would, and then counts: every webhook answered 2xx must be in the database exactly
-once and attributed. The LLM scenario does the same for LLM tasks and the ledger.
+once and attributed. The LLM scenario does the same for LLM tasks and the ledger, and checks that
+each fault was taken by the mock and left its own outcomes in the ledger.
 """
 
 from __future__ import annotations
@@ -181,28 +182,79 @@ def restart_postgres(topology: Topology, engine: Engine, rate: float, duration_s
     return result
 
 
-def llm_provider_faults(topology: Topology, engine: Engine, rate: float, duration_s: float) -> ScenarioResult:
-    """Error, hang and rate-limit in turn, then recovery; one ledger row per accepted task, budgets intact."""
-    tenant = database.provision_tenants(engine, 1, f"faults-llm-{uuid.uuid4().hex[:6]}")[0]
+# The mock's LLM fault in each phase, and the ledger outcomes (``llm_api_calls``: status, then the
+# blocked_reason or failure_reason the boundary wrote) that show it really happened. A phase without
+# them fails the scenario: a fault that was never injected would otherwise pass for one survived.
+LLM_PHASES: dict[str, frozenset[str]] = {
+    "error": frozenset({"failed:http_500", "blocked:breaker_open"}),  # 500s, until the breaker trips
+    "slow": frozenset({"failed:timeout"}),  # the hang outlasts LLM_TIMEOUT_S
+    "rate_limit": frozenset({"failed:rate_limited"}),
+    "success": frozenset({"succeeded"}),  # recovery
+}
+LLM_FAULT = {"surface": "llm", "slow_ms": 5000, "retry_after_s": 1}
+
+
+def injection_problem(request: dict[str, Any], response: httpx.Response) -> str | None:
+    """Why the mock did not take this fault, judged by the state ``/control/faults`` answers with."""
+    if response.status_code != 200:
+        return f"/control/faults answered {response.status_code}: {response.text[:200]}"
+    state = response.json()
+    taken = {
+        "mode": state.get("modes", {}).get(request["surface"]),
+        "slow_ms": state.get("slow_ms"),
+        "retry_after_s": state.get("retry_after_s"),
+    }
+    wanted = {key: request[key] for key in taken}
+    return None if taken == wanted else f"/control/faults holds {taken}, not {wanted}"
+
+
+def llm_provider_faults(
+    topology: Topology, engine: Engine, rate: float, duration_s: float, *, inject: bool = True
+) -> ScenarioResult:
+    """Error, hang and rate-limit in turn, then recovery; one ledger row per accepted task, budgets intact.
+
+    Each phase has a tenant of its own and is ledgered completely before the next fault is set, so
+    a phase's rows are the outcomes under its fault; each must show that fault (LLM_PHASES).
+    ``inject=False`` (the negative control, for tests) sets ``success`` where a fault would go.
+    """
+    provisioned = database.provision_tenants(engine, len(LLM_PHASES), f"faults-llm-{uuid.uuid4().hex[:6]}")
+    tenants = dict(zip(LLM_PHASES, provisioned, strict=True))
     accepted = 0
     answers: dict[str, int] = {}
+    phases: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
     recovered_from = datetime.now(UTC)
     with httpx.Client(base_url=topology.mock_url, timeout=10) as mock:
-        for mode in ("error", "slow", "rate_limit", "success"):
-            mock.post("/control/faults", json={"mode": mode, "surface": "llm", "slow_ms": 5000, "retry_after_s": 1})
+        for mode, expected in LLM_PHASES.items():
+            tenant = tenants[mode]
+            fault = {"mode": mode if inject else "success", **LLM_FAULT}
+            injection = injection_problem(fault, mock.post("/control/faults", json=fault))
             if mode == "success":
                 recovered_from = datetime.now(UTC)
             shot = task_shot(tenant, f"{mode}-{uuid.uuid4().hex[:6]}")
-            record = asyncio.run(fire(topology.api_url, shot, rate=rate, duration_s=duration_s / 4))
+            record = asyncio.run(fire(topology.api_url, shot, rate=rate, duration_s=duration_s / len(LLM_PHASES)))
             answers.update(answer_counts(record.outcomes, prefix=f"{mode}:"))
-            accepted += sum(1 for o in record.outcomes if o.status in (200, 202))
-    ledger = wait_ledgered(engine, tenant, accepted, 120)
-    finished = finished_calls(ledger)
-    with tenant_transaction_sync(tenant.context, engine) as conn:
-        over_budget = int(conn.execute(OVER_BUDGET_SQL).scalar_one())
+            phase_accepted = sum(1 for o in record.outcomes if o.status in (200, 202))
+            accepted += phase_accepted
+            rows = wait_ledgered(engine, tenant, phase_accepted, 120)
+            missing = sorted(expected - set(rows))
+            phases[mode] = {
+                "accepted": phase_accepted,
+                "injection": injection or "taken",
+                "ledger": rows,
+                "missing_outcomes": missing,
+            }
+            problems += [f"{mode}: {injection}"] if injection else []
+            problems += [f"{mode}: the ledger has no {', '.join(missing)}"] if missing else []
+    finished = sum(finished_calls(phase["ledger"]) for phase in phases.values())
+    over_budget = 0
+    for tenant in tenants.values():
+        with tenant_transaction_sync(tenant.context, engine) as conn:
+            over_budget += int(conn.execute(OVER_BUDGET_SQL).scalar_one())
+    with tenant_transaction_sync(tenants["success"].context, engine) as conn:
         first_success = conn.execute(FIRST_SUCCESS_SQL, {"since": recovered_from}).scalar_one()
     recovery = round((first_success - recovered_from).total_seconds(), 3) if first_success else None
-    ok = finished == accepted and over_budget == 0 and recovery is not None
+    ok = finished == accepted and over_budget == 0 and recovery is not None and not problems
     return ScenarioResult(
         "llm_provider_error_hang_rate_limit",
         acknowledged=accepted,
@@ -211,7 +263,7 @@ def llm_provider_faults(topology: Topology, engine: Engine, rate: float, duratio
         duplicated=max(0, finished - accepted),
         recovery_s=recovery,
         status="passed" if ok else "failed",
-        details={"answers": answers, "ledger": ledger, "budget_periods_over_limit": over_budget},
+        details={"answers": answers, "phases": phases, "problems": problems, "budget_periods_over_limit": over_budget},
     )
 
 

@@ -21,7 +21,12 @@ $OPS_DATABASE_URL, then $B07_P4_RUNTIME_DATABASE_URL. Fails (exit 1) on any of:
 - a row-level security policy that reads a session setting other than the tenant, user and API-key
   context (any other setting is one the runtime role may set itself, so it is no boundary);
 - app_system (the owner of the cross-tenant functions) able to log in, or any role but the schema
-  owner a member of it.
+  owner a member of it;
+- a runtime role that may change a limit or a switch it must obey (a budget period's limit, the kill
+  switch, the operators' limits), or delete a budget period or an hourly shutoff; or a guard trigger
+  (a period the runtime creates gets the operators' limit; spend and shutoffs only move toward the
+  limit) that is missing or disabled;
+- ops_reader or app_ro able to read a sealed credential column (webhook secrets, platform keys).
 
 ``--shared-cluster`` (an existing server that other applications use too, whose other databases
 are not ours to lock) reports the cluster-wide findings as ``warnings`` instead of failing on them.
@@ -49,6 +54,7 @@ from app.core.roles import (
     SYSTEM_ROLE,
 )
 from app.core.tenancy import API_KEY_GUC, TENANT_GUC, USER_GUC
+from app.services.credentials import SEALED_COLUMNS
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn, sync_dsn
 
 RUNTIME_ROLES = (RUNTIME_ROLE, READ_WRITE_GROUP, READ_ONLY_GROUP, OPS_READER_ROLE)
@@ -147,6 +153,29 @@ SELECT r.rolcanlogin AS can_login,
            AS members
 FROM pg_roles r WHERE r.rolname = %(role)s
 """
+# What the runtime must not be able to do to the limits it obeys (migration 0019).
+FORBIDDEN_WRITES = (
+    ("llm_budget_periods", "limit_cents", "UPDATE"),
+    ("llm_budget_periods", None, "DELETE"),
+    ("llm_hourly_shutoff", None, "DELETE"),
+    ("llm_kill_switch", "enabled", "UPDATE"),
+    ("llm_kill_switch", None, "INSERT"),
+    ("llm_kill_switch", None, "DELETE"),
+    ("llm_limits", None, "UPDATE"),
+    ("llm_limits", None, "INSERT"),
+    ("llm_limits", None, "DELETE"),
+)
+LIMIT_GUARDS = {"llm_budget_periods": "llm_budget_period_guard", "llm_hourly_shutoff": "llm_hourly_shutoff_guard"}
+CAN_READ_SQL = "SELECT has_column_privilege(%(role)s, %(table)s, %(column)s, 'SELECT') AS allowed"
+WRITE_SQL = """
+SELECT CASE WHEN %(column)s::text IS NULL THEN has_table_privilege(%(role)s, %(table)s, %(privilege)s)
+            ELSE has_column_privilege(%(role)s, %(table)s, %(column)s::text, %(privilege)s) END AS allowed
+"""
+GUARDS_SQL = """
+SELECT c.relname::text AS table_name, t.tgname::text AS trigger, t.tgenabled <> 'D' AS enabled
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE NOT t.tgisinternal AND t.tgname = ANY(%(guards)s)
+"""
 RLS_SQL = """
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -160,6 +189,39 @@ def rows(conn: psycopg.Connection[Any], query: str, params: dict[str, Any] | Non
     cursor = conn.execute(query, params or {})
     names = [column.name for column in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def limit_writes(conn: psycopg.Connection[Any], roles: list[str]) -> list[dict[str, Any]]:
+    """Each runtime role's forbidden writes that it could make (tables that do not exist are skipped:
+    the missing-table check reports them)."""
+    present = {row["name"] for row in rows(conn, "SELECT relname::text AS name FROM pg_class WHERE relkind = 'r'")}
+    allowed = []
+    for role in roles:
+        for table, column, privilege in FORBIDDEN_WRITES:
+            if table not in present:
+                continue
+            params = {"role": role, "table": table, "column": column, "privilege": privilege}
+            if rows(conn, WRITE_SQL, params)[0]["allowed"]:
+                allowed.append({"role": role, "table": table, "column": column, "privilege": privilege})
+    return allowed
+
+
+def sealed_readers(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Read-only roles that could SELECT a sealed credential column (ciphertexts, but still nothing
+    an ops role needs; absent columns are the missing-table check's business)."""
+    present = {
+        (row["table_name"], row["column_name"])
+        for row in rows(conn, "SELECT table_name::text, column_name::text FROM information_schema.columns")
+    }
+    readers = []
+    for role in READ_ONLY_ROLES:
+        for sealed in SEALED_COLUMNS:
+            if (sealed.table, sealed.column) not in present:
+                continue
+            params = {"role": role, "table": sealed.table, "column": sealed.column}
+            if rows(conn, CAN_READ_SQL, params)[0]["allowed"]:
+                readers.append(params)
+    return readers
 
 
 def collect(dsn: str) -> dict[str, Any]:
@@ -178,6 +240,9 @@ def collect(dsn: str) -> dict[str, Any]:
             ),
             "security_definer_functions": rows(conn, SECURITY_DEFINER_SQL),
             "policies": rows(conn, POLICIES_SQL),
+            "limit_writes": limit_writes(conn, roles),
+            "limit_guards": rows(conn, GUARDS_SQL, {"guards": list(LIMIT_GUARDS.values())}),
+            "sealed_readers": sealed_readers(conn),
             "system_role": rows(conn, SYSTEM_ROLE_SQL, {"role": SYSTEM_ROLE}),
         }
 
@@ -209,6 +274,14 @@ def policy_findings(audit: dict[str, Any]) -> list[str]:
         found += [f"{member} is a member of {SYSTEM_ROLE}" for member in system["members"] if member != OWNER_ROLE]
     if not audit["system_role"]:
         found.append(f"expected role {SYSTEM_ROLE} is missing")
+    for write in audit["limit_writes"]:
+        target = f"{write['table']}.{write['column']}" if write["column"] else write["table"]
+        found.append(f"{write['role']} may {write['privilege']} {target}, a limit it must obey")
+    found += [f"{r['role']} may read sealed column {r['table']}.{r['column']}" for r in audit["sealed_readers"]]
+    guards = {guard["trigger"]: guard["enabled"] for guard in audit["limit_guards"]}
+    for table, trigger in LIMIT_GUARDS.items():
+        if not guards.get(trigger):
+            found.append(f"guard trigger {trigger} on {table} is missing or disabled")
     return found
 
 

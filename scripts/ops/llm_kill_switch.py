@@ -4,7 +4,8 @@
     python scripts/ops/llm_kill_switch.py on --reason "INC-123 provider returning garbage"
     python scripts/ops/llm_kill_switch.py off
 
-Uses the runtime DSN ($B07_P4_RUNTIME_DATABASE_URL). While it is on, every LLM call is ledgered as
+Connects as ops_admin ($OPS_ADMIN_DATABASE_URL): the switch is the operators', and the runtime role
+may only read it (migration 0019). While it is on, every LLM call is ledgered as
 blocked_reason=provider_kill_switch with provider_attempted=false. (LLM_PROVIDER_KILL_SWITCH=1 in
 the environment does the same but needs a restart.)
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
 
@@ -32,24 +34,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["status", "on", "off"])
     parser.add_argument("--reason", default=None, help="why (required for `on`; kept with the flag)")
     parser.add_argument(
-        "--dsn", default=env_default("B07_P4_RUNTIME_DATABASE_URL"), help="default $B07_P4_RUNTIME_DATABASE_URL"
+        "--dsn",
+        default=env_default("OPS_ADMIN_DATABASE_URL"),
+        help="default $OPS_ADMIN_DATABASE_URL (prefer the environment: a command line is visible to every user)",
     )
     args = parser.parse_args(argv)
     if not args.dsn:
-        fail(ExitCode.USAGE_OR_ENVIRONMENT, "no DSN: pass --dsn or set B07_P4_RUNTIME_DATABASE_URL")
+        fail(ExitCode.USAGE_OR_ENVIRONMENT, "no DSN: set OPS_ADMIN_DATABASE_URL (source .run/topology.env)")
     if args.action == "on" and not args.reason:
         fail(ExitCode.USAGE_OR_ENVIRONMENT, "`on` needs --reason, so the next operator knows why")
     try:
         with psycopg.connect(sync_dsn(args.dsn), connect_timeout=10) as conn:
-            if args.action != "status":
-                conn.execute(SET_SQL, (args.action == "on", args.reason))
-            row = conn.execute(GET_SQL).fetchone()
+            state = switch(conn, args.action, args.reason)
     except psycopg.Error as exc:
         fail(ExitCode.USAGE_OR_ENVIRONMENT, f"{redact_dsn(args.dsn)}: {(str(exc).splitlines() or ['failed'])[0]}")
-    if row is None:
+    if state is None:
         fail(ExitCode.USAGE_OR_ENVIRONMENT, "no kill-switch row: migrations are not at head")
-    emit({"status": "passed", "kill_switch": "on" if row[0] else "off", "reason": row[1], "updated_at": row[2]})
+    emit({"status": "passed", **state})
     return ExitCode.PASS
+
+
+def switch(conn: psycopg.Connection[Any], action: str, reason: str | None) -> dict[str, Any] | None:
+    """Turn the switch ``on``/``off`` (or only read it, ``status``); returns its state, None without a row."""
+    if action != "status":
+        conn.execute(SET_SQL, (action == "on", reason))
+    row = conn.execute(GET_SQL).fetchone()
+    return None if row is None else {"kill_switch": "on" if row[0] else "off", "reason": row[1], "updated_at": row[2]}
 
 
 if __name__ == "__main__":

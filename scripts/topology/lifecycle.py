@@ -23,7 +23,8 @@ from typing import Any
 
 import httpx
 
-from app.core.roles import OPS_READER_ROLE, OWNER_ROLE, RUNTIME_ROLE
+from app.core.roles import OPS_ADMIN_ROLE, OPS_READER_ROLE, OWNER_ROLE, RUNTIME_ROLE
+from app.core.sealing import KEYS_ENV, new_key_ring
 from scripts import interrupts
 from scripts.harness import BACKEND_DIR, REPO_ROOT, redact_dsn
 from scripts.topology.postgres import (
@@ -42,7 +43,7 @@ RUN_DIR = REPO_ROOT / ".run"
 SERVICES = ("mock_platform", "api", "worker")
 # Never handed to api or worker: the runtime gets app_user's DSNs and nothing else.
 INTERRUPTED_STOP_GRACE_S = 2.0  # after Ctrl-C: SIGTERM, this long, then SIGKILL
-PRIVILEGED_ENV = ("PHASE8_ADMIN_DATABASE_URL", "MIGRATION_DATABASE_URL", "OPS_DATABASE_URL")
+PRIVILEGED_ENV = ("PHASE8_ADMIN_DATABASE_URL", "MIGRATION_DATABASE_URL", "OPS_DATABASE_URL", "OPS_ADMIN_DATABASE_URL")
 
 
 class TopologyError(RuntimeError):
@@ -85,9 +86,10 @@ class Dsns:
     result_backend: str
     migration: str
     ops: str
+    ops_admin: str
 
     def secrets(self) -> list[str]:
-        return [self.runtime_sync, self.migration, self.ops]
+        return [self.runtime_sync, self.migration, self.ops, self.ops_admin]
 
 
 class Topology:
@@ -98,6 +100,11 @@ class Topology:
         self.admin_url: str | None = None
         self.database = "attribution"
         self.passwords = RolePasswords.generate()
+        # Seals webhook secrets and platform keys at rest (app.core.sealing): the operator's ring when
+        # the environment has one (a deployment's, or a test process's), else one made for this run.
+        self.key_ring = os.environ.get(KEYS_ENV) or new_key_ring()
+        # This process seals too when it creates tenants against its own topology (faults, benchmarks).
+        os.environ.setdefault(KEYS_ENV, self.key_ring)
         self.dsns: Dsns | None = None
         self.processes: dict[str, ManagedProcess] = {}
         self.timings: dict[str, float] = {}
@@ -128,7 +135,9 @@ class Topology:
             result_backend=env["CELERY_RESULT_BACKEND"],
             migration=env["MIGRATION_DATABASE_URL"],
             ops=env["OPS_DATABASE_URL"],
+            ops_admin=env["OPS_ADMIN_DATABASE_URL"],
         )
+        topology.key_ring = env[KEYS_ENV]
         for service, record in state["processes"].items():
             proc = ManagedProcess(service, [], {}, REPO_ROOT, Path(record["log"]))
             proc.port, proc.attached_pid = record.get("port"), record.get("pid")
@@ -218,6 +227,7 @@ class Topology:
             result_backend=url(RUNTIME_ROLE, runtime, "db+postgresql"),
             migration=url(OWNER_ROLE, self.passwords.owner, "postgresql"),
             ops=url(OPS_READER_ROLE, self.passwords.ops_reader, "postgresql"),
+            ops_admin=url(OPS_ADMIN_ROLE, self.passwords.ops_admin, "postgresql"),
         )
 
     def _base_env(self) -> dict[str, str]:
@@ -237,6 +247,7 @@ class Topology:
             CELERY_BROKER_URL=self.dsns.broker,
             CELERY_RESULT_BACKEND=self.dsns.result_backend,
         )
+        env[KEYS_ENV] = self.key_ring
         if "mock_platform" in self.processes:
             env["MOCK_PLATFORM_URL"] = self.mock_url
         env.update(self.config.extra_env)
@@ -259,6 +270,8 @@ class Topology:
             "CELERY_RESULT_BACKEND": self.dsns.result_backend,
             "MIGRATION_DATABASE_URL": self.dsns.migration,
             "OPS_DATABASE_URL": self.dsns.ops,
+            "OPS_ADMIN_DATABASE_URL": self.dsns.ops_admin,
+            KEYS_ENV: self.key_ring,
             "MOCK_PLATFORM_URL": self.mock_url,
             "E2E_API_BASE_URL": self.api_url,
             "B07_P4_ARTIFACT_DIR": str(self.config.artifact_dir),
@@ -266,12 +279,13 @@ class Topology:
 
     def secrets(self) -> list[str]:
         """Every secret this run generated, for the evidence pack's hygiene scan."""
-        return self.passwords.all()
+        return [*self.passwords.all(), *(entry.split(":", 1)[1] for entry in self.key_ring.split(","))]
 
     def _migrate(self) -> None:
         assert self.dsns is not None
         env = self._base_env()
         env["MIGRATION_DATABASE_URL"] = self.dsns.migration
+        env[KEYS_ENV] = self.key_ring  # 0018 seals any plaintext credentials it finds
         log_path = self.config.logs_dir / "migrations.log"
         with log_path.open("ab") as log:
             result = subprocess.run(
@@ -460,6 +474,7 @@ class Topology:
                 "result_backend": redact_dsn(self.dsns.result_backend),
                 "migration": redact_dsn(self.dsns.migration),
                 "ops": redact_dsn(self.dsns.ops),
+                "ops_admin": redact_dsn(self.dsns.ops_admin),
             },
             "timings": self.timings,
             "python": sys.version.split()[0],

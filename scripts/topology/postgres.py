@@ -28,6 +28,7 @@ from sqlalchemy.engine import URL, make_url
 
 from app.core.roles import (
     LARGE_OBJECT_FUNCTIONS,
+    OPS_ADMIN_ROLE,
     OPS_READER_ROLE,
     OWNER_ROLE,
     READ_ONLY_GROUP,
@@ -81,22 +82,24 @@ class RolePasswords:
     owner: str
     runtime: str
     ops_reader: str
+    ops_admin: str
+
+    ENV = ("APP_OWNER_PASSWORD", "APP_USER_PASSWORD", "OPS_READER_PASSWORD", "OPS_ADMIN_PASSWORD")
 
     @classmethod
     def generate(cls) -> RolePasswords:
-        return cls(*(secrets.token_urlsafe(24) for _ in range(3)))
+        return cls(*(secrets.token_urlsafe(24) for _ in cls.ENV))
 
     @classmethod
     def from_env(cls) -> RolePasswords:
-        """Passwords chosen by the deployment (compose): APP_OWNER_, APP_USER_, OPS_READER_PASSWORD."""
-        names = ("APP_OWNER_PASSWORD", "APP_USER_PASSWORD", "OPS_READER_PASSWORD")
-        missing = [name for name in names if not os.environ.get(name)]
+        """Passwords chosen by the deployment (compose): APP_OWNER_, APP_USER_, OPS_READER_, OPS_ADMIN_PASSWORD."""
+        missing = [name for name in cls.ENV if not os.environ.get(name)]
         if missing:
             raise PostgresError(f"{', '.join(missing)} not set")
-        return cls(*(os.environ[name] for name in names))
+        return cls(*(os.environ[name] for name in cls.ENV))
 
     def all(self) -> list[str]:
-        return [self.owner, self.runtime, self.ops_reader]
+        return [self.owner, self.runtime, self.ops_reader, self.ops_admin]
 
 
 def provision(
@@ -125,6 +128,7 @@ def provision(
         ensure_role(OWNER_ROLE, f"LOGIN {common} NOBYPASSRLS", passwords.owner)
         ensure_role(RUNTIME_ROLE, f"LOGIN INHERIT {common} NOBYPASSRLS", passwords.runtime)
         ensure_role(OPS_READER_ROLE, f"LOGIN {common} BYPASSRLS", passwords.ops_reader)
+        ensure_role(OPS_ADMIN_ROLE, f"LOGIN {common} BYPASSRLS", passwords.ops_admin)
         ensure_role(SYSTEM_ROLE, f"NOLOGIN {common} NOBYPASSRLS", None)
         conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READ_WRITE_GROUP), sql.Identifier(RUNTIME_ROLE)))
         # The schema owner hands app_system its functions (ALTER FUNCTION ... OWNER TO needs membership).
@@ -137,8 +141,8 @@ def provision(
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, sql.Identifier(OWNER_ROLE)))
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
         conn.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(
-                db, sql.Identifier(RUNTIME_ROLE), sql.Identifier(OPS_READER_ROLE)
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}, {}").format(
+                db, sql.Identifier(RUNTIME_ROLE), sql.Identifier(OPS_READER_ROLE), sql.Identifier(OPS_ADMIN_ROLE)
             )
         )
     close_public_defaults(admin_url, database, own_cluster)
@@ -176,7 +180,15 @@ def drop_database(admin_url: str, database: str, drop_roles: bool) -> list[str]:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
         if drop_roles:
-            for role in (RUNTIME_ROLE, OPS_READER_ROLE, OWNER_ROLE, READ_WRITE_GROUP, READ_ONLY_GROUP, SYSTEM_ROLE):
+            for role in (
+                RUNTIME_ROLE,
+                OPS_READER_ROLE,
+                OPS_ADMIN_ROLE,
+                OWNER_ROLE,
+                READ_WRITE_GROUP,
+                READ_ONLY_GROUP,
+                SYSTEM_ROLE,
+            ):
                 try:
                     conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
                 except psycopg.Error:

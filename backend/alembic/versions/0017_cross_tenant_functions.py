@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.core.roles import RUNTIME_ROLE, SYSTEM_ROLE
+from app.core.roles import SYSTEM_ROLE
+from app.models.ddl import install_system_functions
 
 revision = "0017"
 down_revision = "0016"
@@ -131,16 +132,7 @@ def upgrade() -> None:
     op.execute(f"GRANT USAGE ON SEQUENCE outbox_id_seq TO {SYSTEM_ROLE}")
     for policy, table in SCOPE_POLICIES:
         op.execute(f"DROP POLICY {policy} ON {table}")
-    op.execute(f"GRANT USAGE ON SCHEMA public TO {SYSTEM_ROLE}")
-    # A new owner must be allowed to create in the schema at the moment it takes a function over;
-    # app_system keeps no such right afterwards.
-    op.execute(f"GRANT CREATE ON SCHEMA public TO {SYSTEM_ROLE}")
-    for signature, body in FUNCTIONS.items():
-        op.execute(body)
-        op.execute(f"ALTER FUNCTION {signature} OWNER TO {SYSTEM_ROLE}")
-        op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
-        op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {RUNTIME_ROLE}")
-    op.execute(f"REVOKE CREATE ON SCHEMA public FROM {SYSTEM_ROLE}")
+    install_system_functions(FUNCTIONS)
 
 
 def downgrade() -> None:

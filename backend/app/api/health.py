@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from app.core.settings import get_settings
 from app.schemas.health import HealthReport, Live
 from app.services.health import WorkerProbeCache, probe_worker_bounded, readiness
+from app.services.metrics import WORKER_PROBE_AT, WORKER_PROBE_HEALTHY
 
 router = APIRouter(prefix="/health", tags=["health"])
 _worker_cache = WorkerProbeCache()
@@ -44,4 +45,6 @@ async def worker(
         return _answer({**cached, "cached": True})
     body = await probe_worker_bounded(settings.worker_probe_timeout_s)
     _worker_cache.store(body)
+    WORKER_PROBE_HEALTHY.set(1 if body["status"] == "ready" else 0)
+    WORKER_PROBE_AT.set_to_current_time()
     return _answer({**body, "cached": False})

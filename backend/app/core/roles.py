@@ -12,6 +12,9 @@ RUNTIME_ROLE = "app_user"  # the only login of api and worker
 READ_WRITE_GROUP = "app_rw"  # DML grants; app_user is a member
 READ_ONLY_GROUP = "app_ro"  # SELECT grants, for read-only runtime paths
 OPS_READER_ROLE = "ops_reader"  # BYPASSRLS, SELECT only: ops SQL and probes, never api or worker
+# LOGIN, used by the operator CLI only (never api or worker): changes budgets, the kill switch, the
+# hourly shutoff and platform keys, which the runtime may read and move toward their limits only.
+OPS_ADMIN_ROLE = "ops_admin"
 # NOLOGIN; owns the SECURITY DEFINER functions that work across tenants (metrics aggregates, the
 # outbox relay) and sees across tenants through policies of its own. Only the schema owner is a
 # member (to hand it those functions); the runtime reaches it through the functions alone.
@@ -40,7 +43,7 @@ LARGE_OBJECT_FUNCTIONS = (
     "lo_unlink",
 )
 
-LOGIN_ROLES = (OWNER_ROLE, RUNTIME_ROLE, OPS_READER_ROLE)
+LOGIN_ROLES = (OWNER_ROLE, RUNTIME_ROLE, OPS_READER_ROLE, OPS_ADMIN_ROLE)
 GROUP_ROLES = (READ_WRITE_GROUP, READ_ONLY_GROUP, SYSTEM_ROLE)
 ALL_ROLES = LOGIN_ROLES + GROUP_ROLES
 

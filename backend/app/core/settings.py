@@ -12,6 +12,8 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from app.core.sealing import SealingError, key_ring
+
 
 class ConfigurationError(SystemExit):
     """A setting is missing or malformed; carries a one-line message naming it."""
@@ -54,6 +56,10 @@ class Settings(BaseSettings):
     # A busy tenant's attribution is recomputed at most once per this many seconds (results lag by up to it).
     outbox_recompute_coalesce_s: float = Field(default=0.5, ge=0, le=60, validation_alias="OUTBOX_RECOMPUTE_COALESCE_S")
     outbox_redispatch_after_s: float = Field(default=120, gt=0, le=86_400, validation_alias="OUTBOX_REDISPATCH_AFTER_S")
+    # A relay whose last successful pass is older than this fails the worker probe (/health/worker).
+    outbox_relay_stale_after_s: float = Field(default=10, gt=0, le=3600, validation_alias="OUTBOX_RELAY_STALE_AFTER_S")
+    # An outbox row waiting longer than this to be sent fails readiness (/health/ready): work is not moving.
+    outbox_max_pending_age_s: float = Field(default=60, gt=0, le=86_400, validation_alias="OUTBOX_MAX_PENDING_AGE_S")
     attribution_lookback_days: int = Field(default=30, ge=1, le=365, validation_alias="ATTRIBUTION_LOOKBACK_DAYS")
     # Celery limits for the Bayesian model (DESIGN §6); a job may ask for less, never more.
     bayesian_soft_time_limit_s: float = Field(default=270, gt=0, le=3600, validation_alias="BAYESIAN_SOFT_TIME_LIMIT_S")
@@ -167,6 +173,17 @@ def settings_or_report() -> Settings | None:
 def get_settings() -> Settings:
     """Load settings once; a bad or missing value raises ConfigurationError with one line naming it."""
     try:
-        return Settings()  # type: ignore[call-arg]
+        settings = Settings()  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigurationError(_describe(exc)) from None
+    _require_key_ring()
+    return settings
+
+
+def _require_key_ring() -> None:
+    """The credential key ring stays out of Settings, so no dump of the settings holds a key; but a
+    process without a usable one must not start, as it could verify no webhook and run no reconciliation."""
+    try:
+        key_ring()
+    except SealingError as exc:
+        raise ConfigurationError(f"configuration error: {exc}") from None

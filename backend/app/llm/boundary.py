@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from app.core.db import Pipeline, pipelined, tenant_pipeline_sync
+from app.core.settings import Settings
 from app.core.tenancy import TenantContext
 from app.llm.config import LLMConfig
 from app.llm.providers import ChatProvider, ProviderFailure, Reply
@@ -85,10 +86,21 @@ def cache_key_base(endpoint: str, provider: str, model: str, prompt: str) -> str
 
 
 class Boundary:
-    def __init__(self, config: LLMConfig, provider: ChatProvider, engine: Engine | None = None) -> None:
+    """The provider client is made here and kept private: outside app.llm, the one way to a provider
+    is ``call``, with every control in front of it (a test scans for code that reaches past it)."""
+
+    def __init__(
+        self, config: LLMConfig, provider_url: str, *, api_key: str = "", engine: Engine | None = None
+    ) -> None:
         self.config = config
-        self.provider = provider
+        self._provider = ChatProvider(config.provider, provider_url, api_key)
         self.engine = engine
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: Engine | None = None) -> Boundary:
+        if not settings.llm_url:
+            raise ValueError("no LLM endpoint: set LLM_BASE_URL (or MOCK_PLATFORM_URL for the mock)")
+        return cls(LLMConfig.from_settings(settings), settings.llm_url, api_key=settings.llm_api_key, engine=engine)
 
     def _tx(self, ctx: TenantContext) -> AbstractContextManager[Pipeline]:
         return tenant_pipeline_sync(ctx, self.engine)
@@ -131,7 +143,7 @@ class Boundary:
             return self._record(outcome, "succeeded", was_cached=True, text=admission.cached["text"])
 
         try:  # 8. the provider, with a hard timeout, outside any transaction
-            reply = self.provider.complete(
+            reply = self._provider.complete(
                 model, prompt, max_tokens=self.config.max_tokens, timeout_s=self.config.timeout_s
             )
         except ProviderFailure as failure:

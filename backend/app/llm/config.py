@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from app.core.settings import Settings
-from app.llm.providers import ChatProvider
 from app.llm.router import Tier
 
 
@@ -53,14 +52,3 @@ class LLMConfig:
     def estimate_cents(self, model: str, prompt: str) -> Decimal:
         """A ceiling for the reservation: UTF-8 bytes over-count prompt tokens, plus the completion cap."""
         return self.cost_cents(model, len(prompt.encode()) // 2 + 1 + self.max_tokens)
-
-
-def provider_client(name: str, base_url: str, api_key: str = "") -> ChatProvider:
-    """The one factory for provider clients; code outside app.llm gets clients only from here."""
-    return ChatProvider(name, base_url, api_key)
-
-
-def provider_from_settings(settings: Settings) -> ChatProvider:
-    if not settings.llm_url:
-        raise ValueError("no LLM endpoint: set LLM_BASE_URL (or MOCK_PLATFORM_URL for the mock)")
-    return provider_client(settings.llm_provider, settings.llm_url, settings.llm_api_key)

@@ -17,7 +17,6 @@ from app.core.db import tenant_transaction_sync
 from app.core.settings import get_settings
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary, CallOutcome
-from app.llm.config import LLMConfig, provider_from_settings
 from app.services import outbox
 
 TASK_TYPES = ("route", "explanation", "investigation", "budget_optimization")
@@ -45,8 +44,7 @@ OPTIMIZATION = text(
 
 @lru_cache(maxsize=1)
 def default_boundary() -> Boundary:
-    settings = get_settings()
-    return Boundary(LLMConfig.from_settings(settings), provider_from_settings(settings))
+    return Boundary.from_settings(get_settings())
 
 
 def _channels(conn: Connection) -> list[Any]:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from app.core.db import tenant_transaction_sync
+from app.core.sealing import PURPOSE_PLATFORM_API_KEY, open_or_none
 from app.core.settings import Settings
 from app.core.tenancy import TenantContext
 from app.reconciliation.client import FetchError, PaymentsClient
@@ -25,7 +26,8 @@ CLAIM_SQL = text(
     RETURNING platform, window_start, window_end
     """
 )
-CONNECTION_SQL = text("SELECT api_key FROM platform_connections WHERE platform = :platform")
+CONNECTION_SQL = text("SELECT api_key_sealed FROM platform_connections WHERE platform = :platform")
+KEY_DOES_NOT_OPEN = "the platform connection's key does not open with the key ring; save it again"
 LEDGER_SQL = text(
     """
     SELECT payload->'data'->'object'->>'id' AS external_id, revenue_cents
@@ -72,7 +74,7 @@ def execute(ctx: TenantContext, run_id: uuid.UUID, settings: Settings, engine: E
         run = conn.execute(CLAIM_SQL, {"run_id": run_id}).first()
         if run is None:
             return "skipped"
-        api_key = conn.execute(CONNECTION_SQL, {"platform": run.platform}).scalar_one_or_none()
+        sealed = conn.execute(CONNECTION_SQL, {"platform": run.platform}).scalar_one_or_none()
         ledger = {
             row.external_id: int(row.revenue_cents or 0)
             for row in conn.execute(
@@ -80,8 +82,11 @@ def execute(ctx: TenantContext, run_id: uuid.UUID, settings: Settings, engine: E
             )
             if row.external_id
         }
+    api_key = None if sealed is None else open_or_none(sealed, ctx.tenant_id, PURPOSE_PLATFORM_API_KEY)
     if api_key is None or not settings.payments_base_url:
-        reason = "no platform connection for this tenant" if api_key is None else "no payments API configured"
+        reason = "no payments API configured"
+        if api_key is None:
+            reason = "no platform connection for this tenant" if sealed is None else KEY_DOES_NOT_OPEN
         with tenant_transaction_sync(ctx, engine) as conn:
             _finish(conn, run_id, "failed", reason=reason)
         return "failed"

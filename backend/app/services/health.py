@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.db import async_engine
 from app.core.roles import RUNTIME_ROLE
+from app.core.settings import get_settings
 from app.core.tenancy import SET_CONTEXT_SQL, TENANT_GUC, TenantContext
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -88,6 +89,22 @@ async def _guc_round_trip(report: CheckReport) -> None:
     report.record("tenant_guc", seen == str(probe.tenant_id) and not after, leaked=bool(after))
 
 
+OUTBOX_SQL = text("SELECT pending, oldest_pending_age_s FROM metrics_outbox()")
+
+
+async def _outbox(conn: AsyncConnection, report: CheckReport) -> None:
+    """Work accepted but not sent for longer than the setting: attribution is not moving."""
+    row = (await conn.execute(OUTBOX_SQL)).one()
+    limit = get_settings().outbox_max_pending_age_s
+    report.record(
+        "outbox",
+        row.oldest_pending_age_s <= limit,
+        pending=row.pending,
+        oldest_pending_age_s=round(row.oldest_pending_age_s, 3),
+        limit_s=limit,
+    )
+
+
 async def readiness() -> CheckReport:
     report = CheckReport()
     try:
@@ -95,6 +112,7 @@ async def readiness() -> CheckReport:
             await _identity(conn, report)
             await _migrations(conn, report)
             await _rls(conn, report)
+            await _outbox(conn, report)
         await _guc_round_trip(report)
     except Exception as exc:  # any failure to reach the DB is the answer, not a 500
         report.record("database", False, error=f"{type(exc).__name__}: {_first_line(exc)}")
@@ -150,11 +168,25 @@ def probe_worker(timeout_s: float) -> dict[str, Any]:
     except Exception as exc:
         return worker_unready(f"{_failure_reason(exc)} within {timeout_s}s", started)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    return {
-        "status": "ready",
-        "failed": [],
-        "checks": {"worker": {"ok": True, "round_trip_ms": elapsed_ms, "worker": reply.get("hostname")}},
+    checks = {
+        "worker": {"ok": True, "round_trip_ms": elapsed_ms, "worker": reply.get("hostname")},
+        "outbox_relay": relay_check(reply.get("relay"), get_settings().outbox_relay_stale_after_s),
     }
+    failed = [name for name, check in checks.items() if not check["ok"]]
+    return {"status": "unready" if failed else "ready", "failed": failed, "checks": checks}
+
+
+def relay_check(relay: dict[str, Any] | None, stale_after_s: float) -> dict[str, Any]:
+    """The answering worker's relay: fine while its last successful pass is recent."""
+    if relay is None:
+        return {"ok": False, "error": "this worker's outbox relay never completed a pass"}
+    ok = relay["beat_age_s"] <= stale_after_s
+    check: dict[str, Any] = {"ok": ok, "beat_age_s": round(relay["beat_age_s"], 3), "passes": relay["passes"]}
+    if relay.get("last_error"):
+        check.update(last_error=relay["last_error"], error_age_s=round(relay["error_age_s"], 3))
+    if not ok:
+        check["error"] = f"no successful relay pass for {relay['beat_age_s']:.0f} s (limit {stale_after_s:g} s)"
+    return check
 
 
 async def probe_worker_bounded(timeout_s: float, grace_s: float = 1.0) -> dict[str, Any]:

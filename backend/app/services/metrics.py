@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
 from app.core.db import async_engine
+
+# The last worker probe's outcome in this api process (set by /health/worker), for alerting.
+WORKER_PROBE_HEALTHY = Gauge("worker_probe_healthy", "1 when the last /health/worker probe passed, else 0")
+WORKER_PROBE_AT = Gauge("worker_probe_last_run_timestamp_seconds", "unix time of the last /health/worker probe")
 
 REQUEST_SECONDS = Histogram(
     "http_request_duration_seconds",
@@ -32,6 +36,12 @@ QUERIES = {
     "budget": text("SELECT spent, reserved, cap FROM metrics_budget()"),
     "events": text("SELECT platform, n FROM metrics_events()"),
     "dead_letters": text("SELECT reason_code, n FROM metrics_dead_letters()"),
+    "outbox": text("SELECT pending, oldest_pending_age_s FROM metrics_outbox()"),
+    "shutoffs": text("SELECT metrics_llm_shutoffs() AS n"),
+    "relays": text(
+        "SELECT worker, extract(epoch FROM now() - beat_at)::float8 AS age_s FROM outbox_relay_heartbeats "
+        "WHERE beat_at > now() - interval '1 day'"
+    ),
     "queues": text(
         "SELECT q.name, count(m.id) FILTER (WHERE m.visible) AS n FROM kombu_queue q "
         "LEFT JOIN kombu_message m ON m.queue_id = q.id GROUP BY 1"
@@ -67,6 +77,9 @@ def families(state: dict[str, list[Any]]) -> Iterator[Metric]:
     yield breaker
     enabled = bool(state["kill_switch"] and state["kill_switch"][0].enabled)
     yield GaugeMetricFamily("llm_kill_switch_enabled", "1 while the provider kill switch is on", value=int(enabled))
+    yield GaugeMetricFamily(
+        "llm_hourly_shutoffs_active", "users shut off for the rest of this hour", value=state["shutoffs"][0].n
+    )
     budget = state["budget"][0]
     used = float(budget.spent + budget.reserved) / float(budget.cap) if budget.cap else 0.0
     yield GaugeMetricFamily("llm_budget_used_ratio", "this month's (spent + reserved) / limit, all users", value=used)
@@ -78,6 +91,19 @@ def families(state: dict[str, list[Any]]) -> Iterator[Metric]:
     for row in state["dead_letters"]:
         dead.add_metric([row.reason_code], row.n)
     yield dead
+    outbox = state["outbox"][0]
+    yield GaugeMetricFamily("outbox_pending", "outbox rows accepted and not yet sent", value=outbox.pending)
+    yield GaugeMetricFamily(
+        "outbox_oldest_pending_age_seconds",
+        "age of the oldest outbox row not yet sent",
+        value=outbox.oldest_pending_age_s,
+    )
+    relays = GaugeMetricFamily(
+        "outbox_relay_heartbeat_age_seconds", "seconds since each worker's relay last passed", labels=["worker"]
+    )
+    for row in state["relays"]:
+        relays.add_metric([row.worker], row.age_s)
+    yield relays
     depth = GaugeMetricFamily("broker_queue_depth", "messages waiting per queue", labels=["queue"])
     for row in state["queues"]:
         depth.add_metric([row.name], row.n)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,22 @@ DEADLINE_GRACE_S = 30.0
 CLAIM_SQL = text("SELECT id, tenant_id, kind, payload FROM outbox_claim(:limit, :coalesce_s)")
 MARK_SQL = text("SELECT outbox_mark_dispatched(CAST(:ids AS bigint[]))")
 SWEEP_SQL = text("SELECT expired_jobs, redispatched FROM outbox_sweep(:after_s)")
+# The relay's heartbeat (migration 0020): a successful pass at most once per HEARTBEAT_EVERY_S, and
+# the error of a failed one, so a relay that stopped or keeps failing shows in the worker probe.
+HEARTBEAT_EVERY_S = 1.0
+HEARTBEAT_SQL = text(
+    "INSERT INTO outbox_relay_heartbeats (worker, beat_at, passes) VALUES (:worker, now(), :passes) "
+    "ON CONFLICT (worker) DO UPDATE SET beat_at = now(), passes = EXCLUDED.passes"
+)
+FAILURE_SQL = text(
+    "INSERT INTO outbox_relay_heartbeats (worker, beat_at, last_error, error_at) "
+    "VALUES (:worker, '-infinity', :error, now()) "
+    "ON CONFLICT (worker) DO UPDATE SET last_error = EXCLUDED.last_error, error_at = now()"
+)
+RELAY_HEALTH_SQL = text(
+    "SELECT extract(epoch FROM now() - beat_at)::float8 AS beat_age_s, passes, last_error, "
+    "extract(epoch FROM now() - error_at)::float8 AS error_age_s FROM outbox_relay_heartbeats WHERE worker = :worker"
+)
 COMPLETE_SQL = text(
     "UPDATE outbox SET completed_at = now() WHERE kind = :kind AND payload->>:key = :work_id AND completed_at IS NULL"
 )
@@ -114,19 +131,36 @@ async def sweep(settings: Settings) -> dict[str, int]:
     return {"expired_jobs": int(row.expired_jobs), "redispatched": int(row.redispatched)}
 
 
-async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
-    """The relay loop: frequent sends, a sweep every few seconds, backoff when the broker fails."""
+async def record_heartbeat(worker: str, passes: int) -> None:
+    async with async_engine().begin() as conn:
+        await conn.execute(HEARTBEAT_SQL, {"worker": worker, "passes": passes})
+
+
+async def record_failure(worker: str, exc: BaseException) -> None:
+    error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
+    async with async_engine().begin() as conn:
+        await conn.execute(FAILURE_SQL, {"worker": worker, "error": error})
+
+
+async def run_relay(settings: Settings, stop: asyncio.Event, worker: str) -> None:
+    """The relay loop: frequent sends, a sweep every few seconds, a heartbeat every second, backoff
+    when a pass fails (whose error is logged in full and recorded beside the heartbeat)."""
     sweep_every = max(1, int(5 / settings.outbox_relay_interval_s))
-    delay, passes = settings.outbox_relay_interval_s, 0
+    delay, passes, last_beat = settings.outbox_relay_interval_s, 0, 0.0
     while not stop.is_set():
         try:
             sent = await relay_once(coalesce_s=settings.outbox_recompute_coalesce_s)
             passes += 1
             if passes % sweep_every == 0:
                 await sweep(settings)
+            if time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:
+                await record_heartbeat(worker, passes)
+                last_beat = time.monotonic()
             delay = 0.0 if sent else settings.outbox_relay_interval_s
         except Exception as exc:
-            log.warning("outbox relay pass failed (%s); retrying", type(exc).__name__)
+            log.exception("outbox relay pass failed; retrying")
+            with contextlib.suppress(Exception):  # the database may be what failed
+                await record_failure(worker, exc)
             delay = min(max(delay * 2, settings.outbox_relay_interval_s), 5.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=delay or 0.001)

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.sealing import PURPOSE_PLATFORM_API_KEY, key_ring
 from app.schemas.common import iso_or_none
 
 PLATFORMS = ("stripe",)
@@ -75,8 +76,8 @@ LATEST_SQL = text(
     """
 )
 UPSERT_CONNECTION_SQL = text(
-    "INSERT INTO platform_connections (tenant_id, platform, api_key) VALUES (:tenant_id, :platform, :api_key) "
-    "ON CONFLICT (tenant_id, platform) DO UPDATE SET api_key = EXCLUDED.api_key"
+    "INSERT INTO platform_connections (tenant_id, platform, api_key_sealed) VALUES (:tenant_id, :platform, :sealed) "
+    "ON CONFLICT (tenant_id, platform) DO UPDATE SET api_key_sealed = EXCLUDED.api_key_sealed"
 )
 
 
@@ -165,4 +166,5 @@ async def status(conn: AsyncConnection) -> dict[str, Any]:
 
 
 async def save_connection(conn: AsyncConnection, tenant_id: uuid.UUID, platform: str, api_key: str) -> None:
-    await conn.execute(UPSERT_CONNECTION_SQL, {"tenant_id": tenant_id, "platform": platform, "api_key": api_key})
+    sealed = key_ring().seal(api_key, tenant_id, PURPOSE_PLATFORM_API_KEY)
+    await conn.execute(UPSERT_CONNECTION_SQL, {"tenant_id": tenant_id, "platform": platform, "sealed": sealed})

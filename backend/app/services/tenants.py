@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.sealing import PURPOSE_WEBHOOK_SECRET, key_ring
 from app.core.security import hash_api_key, new_api_key
 from app.core.tenancy import SET_API_KEY_SQL, SET_CONTEXT_SQL, TenantContext
 from app.services.webhook_signatures import new_webhook_secret
@@ -32,18 +33,29 @@ def create_tenant(conn: Connection, name: str, user_id: str = "owner") -> Provis
     conn.execute(SET_CONTEXT_SQL, tenant.context.as_params())
     conn.execute(text("INSERT INTO tenants (tenant_id, name) VALUES (:t, :n)"), {"t": tenant.tenant_id, "n": name})
     _store_api_key(conn, tenant.context, tenant.api_key)
-    conn.execute(
-        text("INSERT INTO webhook_secrets (tenant_id, secret) VALUES (:t, :s)"),
-        {"t": tenant.tenant_id, "s": tenant.webhook_secret},
-    )
+    _store_webhook_secret(conn, tenant.tenant_id, tenant.webhook_secret)
     return tenant
 
 
-def _store_api_key(conn: Connection, ctx: TenantContext, api_key: str) -> None:
+def _store_webhook_secret(conn: Connection, tenant_id: uuid.UUID, secret: str) -> None:
     conn.execute(
-        text("INSERT INTO api_keys (tenant_id, user_id, key_hash) VALUES (:t, :u, :h)"),
-        {"t": ctx.tenant_id, "u": ctx.user_id, "h": hash_api_key(api_key)},
+        text("INSERT INTO webhook_secrets (tenant_id, secret_sealed) VALUES (:t, :s)"),
+        {"t": tenant_id, "s": key_ring().seal(secret, tenant_id, PURPOSE_WEBHOOK_SECRET)},
     )
+
+
+def _store_api_key(conn: Connection, ctx: TenantContext, api_key: str, label: str = "") -> None:
+    conn.execute(
+        text("INSERT INTO api_keys (tenant_id, user_id, key_hash, label) VALUES (:t, :u, :h, :l)"),
+        {"t": ctx.tenant_id, "u": ctx.user_id, "h": hash_api_key(api_key), "l": label},
+    )
+
+
+def issue_api_key(conn: Connection, ctx: TenantContext, label: str = "") -> str:
+    """A new API key for a user of an existing tenant; only its hash is stored (sync, caller's transaction)."""
+    api_key = new_api_key()
+    _store_api_key(conn, ctx, api_key, label)
+    return api_key
 
 
 def add_user(conn: Connection, tenant: ProvisionedTenant, user_id: str) -> ProvisionedTenant:
@@ -65,10 +77,7 @@ def rotate_webhook_secret(conn: Connection, ctx: TenantContext, grace_s: int = 8
         {"grace": grace_s},
     )
     secret = new_webhook_secret()
-    conn.execute(
-        text("INSERT INTO webhook_secrets (tenant_id, secret) VALUES (:t, :s)"),
-        {"t": ctx.tenant_id, "s": secret},
-    )
+    _store_webhook_secret(conn, ctx.tenant_id, secret)
     return secret
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.db import call
+from app.core.sealing import PURPOSE_WEBHOOK_SECRET, open_or_none
 from app.core.settings import Settings
 from app.services.webhook_payloads import PLATFORMS, NormalizedEvent, Rejection, interpret
 from app.services.webhook_signatures import verify
@@ -24,6 +25,7 @@ from app.services.webhook_signatures import verify
 TENANT_HEADER = "x-tenant-id"
 
 # Server-side functions (migration 0010): each call sets the tenant context and is one transaction.
+# The secrets come sealed (0018) and open here; one that does not open counts as absent.
 SECRETS_CALL = "SELECT webhook_intake_secrets($1)"
 # The event and the outbox row that schedules its attribution commit together; a duplicate stores
 # neither and returns the first delivery's event id.
@@ -70,7 +72,8 @@ async def ingest(request: WebhookRequest, settings: Settings) -> IngestOutcome:
     if tenant_id is None:
         return IngestOutcome(401, "missing_tenant", f"{TENANT_HEADER} header must be a tenant UUID")
 
-    secrets = [row[0] for row in await call(SECRETS_CALL, tenant_id)]
+    opened = [open_or_none(row[0], tenant_id, PURPOSE_WEBHOOK_SECRET) for row in await call(SECRETS_CALL, tenant_id)]
+    secrets = [secret for secret in opened if secret is not None]
     failure = verify(
         secrets,
         request.webhook_id,

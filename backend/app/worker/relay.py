@@ -36,14 +36,20 @@ class OutboxRelay(bootsteps.StartStopStep):  # type: ignore[misc]
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
+        self._stopping = False
+        self._name = "unknown"
 
     def start(self, worker: Any) -> None:
+        self._name = str(worker.hostname)
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
         self._thread.start()
-        self._started.wait(timeout=STOP_TIMEOUT_S)
-        log.info("outbox relay started")
+        if self._started.wait(timeout=STOP_TIMEOUT_S) and self._thread.is_alive():
+            log.info("outbox relay started for %s", self._name)
+        else:
+            log.error("outbox relay did not start for %s; see the traceback above", self._name)
 
     def stop(self, worker: Any) -> None:
+        self._stopping = True
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
@@ -54,8 +60,16 @@ class OutboxRelay(bootsteps.StartStopStep):  # type: ignore[misc]
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
             self._started.set()
             try:
-                await run_relay(get_settings(), self._stop)
+                await run_relay(get_settings(), self._stop, self._name)
             finally:
                 await dispose_async_engine()
 
-        asyncio.run(relay())
+        try:
+            asyncio.run(relay())
+        except BaseException:
+            # Nothing restarts the thread: its heartbeat goes stale and /health/worker fails, which
+            # is what an operator's alert watches; this line says why.
+            log.critical("outbox relay thread died", exc_info=True)
+            raise
+        if not self._stopping:
+            log.critical("outbox relay thread ended without being asked to stop")

@@ -12,12 +12,12 @@ from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, Worker
 from celery import Task
 
 from app.attribution import jobs, last_touch
-from app.core.db import tenant_transaction_sync
+from app.core.db import sync_engine, tenant_transaction_sync
 from app.core.settings import get_settings
 from app.core.tenancy import TenantContext
 from app.llm import synthesis
 from app.reconciliation import runs as reconciliation_runs
-from app.services.outbox import RECOMPUTE_TASK, RECONCILE_TASK, RUN_JOB_TASK
+from app.services.outbox import RECOMPUTE_TASK, RECONCILE_TASK, RELAY_HEALTH_SQL, RUN_JOB_TASK
 from app.worker.celery_app import PROBE_TASK, celery_app
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,15 @@ def probe(self: Task, sent_at: float | None = None) -> dict[str, Any]:
     answer: dict[str, Any] = {"hostname": socket.gethostname(), "at": started, "worker": self.request.hostname}
     if sent_at is not None:
         answer["queue_latency_ms"] = round((started - sent_at) * 1000, 3)
+    answer["relay"] = relay_health(str(self.request.hostname))
     return answer
+
+
+def relay_health(worker: str) -> dict[str, Any] | None:
+    """This worker's outbox relay, as its heartbeat row says (None: it never beat)."""
+    with sync_engine().connect() as conn:
+        row = conn.execute(RELAY_HEALTH_SQL, {"worker": worker}).first()
+    return dict(row._mapping) if row is not None else None
 
 
 def _register_llm_task(task_type: str) -> None:

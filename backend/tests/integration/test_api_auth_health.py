@@ -12,7 +12,7 @@ def test_live_and_ready(api: httpx.Client) -> None:
     assert api.get("/health/live").json() == {"status": "live"}
     body = api.get("/health/ready").json()
     assert body["status"] == "ready", body
-    assert set(body["checks"]) == {"database", "migrations", "rls_forced", "tenant_guc"}
+    assert set(body["checks"]) == {"database", "migrations", "rls_forced", "tenant_guc", "outbox"}
     assert body["checks"]["database"]["user"] == "app_user"
     assert body["checks"]["rls_forced"]["tenant_tables"] >= 3
 

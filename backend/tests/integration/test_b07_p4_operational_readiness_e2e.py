@@ -31,7 +31,6 @@ from sqlalchemy import Engine, text
 from app.core.db import tenant_transaction_sync
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary
-from app.llm.providers import ChatProvider
 from app.llm.router import Tier
 from app.services.tenants import ProvisionedTenant, create_tenant
 from scripts.bench.llm_calls import mock_config
@@ -59,7 +58,7 @@ def mock(topology: Topology) -> Any:
 
 
 def boundary(topology: Topology, engine: Engine, **overrides: Any) -> Boundary:
-    return Boundary(mock_config(**overrides), ChatProvider("mock", topology.mock_url, ""), engine)
+    return Boundary(mock_config(**overrides), topology.mock_url, engine=engine)
 
 
 def ledger(engine: Engine, ctx: TenantContext, where: str = "true", **params: Any) -> list[Any]:
@@ -120,14 +119,14 @@ def test_4_breaker_opens_after_repeated_failures_and_recovers(
 
 
 def test_5_kill_switch_denies_without_attempt(
-    api: httpx.Client, topology: Topology, runtime_engine: Engine, tenant: ProvisionedTenant
+    api: httpx.Client, topology: Topology, runtime_engine: Engine, admin_engine: Engine, tenant: ProvisionedTenant
 ) -> None:
-    with runtime_engine.begin() as conn:  # the operators' flag: no restart needed
+    with admin_engine.begin() as conn:  # the operators' flag (not the runtime's): no restart needed
         conn.execute(text("UPDATE llm_kill_switch SET enabled = true, reason = 'p4 drill', updated_at = now()"))
     try:
         job = run_llm_task(api, tenant, "route", "p4-kill-db")
     finally:
-        with runtime_engine.begin() as conn:
+        with admin_engine.begin() as conn:
             conn.execute(text("UPDATE llm_kill_switch SET enabled = false, reason = null, updated_at = now()"))
     call = job["result"]["call"]
     assert (job["status"], call["blocked_reason"], call["provider_attempted"]) == (
@@ -195,13 +194,15 @@ def test_9_wrong_tenant_or_user_context_reads_nothing(runtime_engine: Engine, te
                 assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0, table
 
 
-def test_budget_never_overshoots_under_concurrency(topology: Topology, runtime_engine: Engine) -> None:
+def test_budget_never_overshoots_under_concurrency(
+    topology: Topology, runtime_engine: Engine, admin_engine: Engine
+) -> None:
     with runtime_engine.begin() as conn:
         tight = create_tenant(conn, "p4-budget", user_id="frugal")
     gate = boundary(topology, runtime_engine)
     estimate = gate.config.estimate_cents("mock-standard", "concurrent question 00")
     limit = estimate * Decimal("3.5")
-    with tenant_transaction_sync(tight.context, runtime_engine) as conn:
+    with admin_engine.begin() as conn:  # a tight budget is an operator's decision
         conn.execute(
             text(
                 "INSERT INTO llm_budget_periods (tenant_id, user_id, period_start, limit_cents) "

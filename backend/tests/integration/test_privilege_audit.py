@@ -15,11 +15,12 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 from scripts.harness import REPO_ROOT
 from scripts.identity import audit_privileges
 from scripts.topology import Topology
+
+from .conftest import superuser_dsn
 
 
 def audit(topology: Topology) -> tuple[int, dict[str, Any]]:
@@ -86,6 +87,31 @@ def test_the_migrated_schema_is_least_privilege(topology: Topology) -> None:
             "policy audit_drift_scope on outbox is keyed on setting app.system_scope",
         ),
         (
+            "GRANT UPDATE (limit_cents) ON llm_budget_periods TO app_rw",
+            "REVOKE UPDATE (limit_cents) ON llm_budget_periods FROM app_rw",
+            "app_user may UPDATE llm_budget_periods.limit_cents, a limit it must obey",
+        ),
+        (
+            "GRANT DELETE ON llm_hourly_shutoff TO app_rw",
+            "REVOKE DELETE ON llm_hourly_shutoff FROM app_rw",
+            "app_user may DELETE llm_hourly_shutoff, a limit it must obey",
+        ),
+        (
+            "GRANT UPDATE ON llm_kill_switch TO app_rw",
+            "REVOKE UPDATE ON llm_kill_switch FROM app_rw",
+            "app_user may UPDATE llm_kill_switch.enabled, a limit it must obey",
+        ),
+        (
+            "ALTER TABLE llm_hourly_shutoff DISABLE TRIGGER llm_hourly_shutoff_guard",
+            "ALTER TABLE llm_hourly_shutoff ENABLE TRIGGER llm_hourly_shutoff_guard",
+            "guard trigger llm_hourly_shutoff_guard on llm_hourly_shutoff is missing or disabled",
+        ),
+        (
+            "GRANT SELECT (secret_sealed) ON webhook_secrets TO ops_reader",
+            "REVOKE SELECT (secret_sealed) ON webhook_secrets FROM ops_reader",
+            "ops_reader may read sealed column webhook_secrets.secret_sealed",
+        ),
+        (
             "GRANT SELECT ON kombu_message TO app_ro",
             "REVOKE SELECT ON kombu_message FROM app_ro",
             "app_ro can read broker table kombu_message, which no read-only path needs",
@@ -125,10 +151,7 @@ def test_drift_fails_the_audit(topology: Topology, owner_engine: Engine, drift: 
 def test_cluster_drift_fails_the_audit(topology: Topology, database: str | None, drift: str, expected: str) -> None:
     """PUBLIC's defaults, given back by the superuser one at a time (provisioning revoked them), and
     the runtime made a member of the role that owns the cross-tenant functions."""
-    assert topology.admin_url is not None
-    admin = (
-        make_url(topology.admin_url).set(database=database or topology.database).render_as_string(hide_password=False)
-    )
+    admin = superuser_dsn(topology, database)
     undo = drift.replace("GRANT", "REVOKE", 1).replace(" TO ", " FROM ")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(drift)
@@ -157,9 +180,13 @@ def test_a_missing_role_fails_the_audit() -> None:
             "security_definer_functions",
             "policies",
             "system_role",
+            "limit_writes",
+            "limit_guards",
+            "sealed_readers",
         )
     }
     found = audit_privileges.violations(empty)
     assert "expected role app_user is missing" in found
     assert "expected tenant table attribution_events is missing" in found
     assert "expected role app_system is missing" in found
+    assert "guard trigger llm_budget_period_guard on llm_budget_periods is missing or disabled" in found

@@ -22,6 +22,7 @@ from scripts.harness import sync_dsn
 from scripts.topology import Topology
 
 from ..conftest import TwoTenants
+from .conftest import superuser_dsn
 
 ATTACKERS = ("runtime_sync", "ops")  # Dsns attributes: app_user and ops_reader
 
@@ -37,9 +38,7 @@ def attacker_dsn(topology: Topology, attacker: str, database: str | None = None)
 @contextmanager
 def widened(topology: Topology, grant: str, revoke: str, database: str | None = None) -> Iterator[None]:
     """The control: one PUBLIC default given back by the bootstrap superuser for the block."""
-    assert topology.admin_url is not None
-    url = make_url(topology.admin_url)
-    admin = (url.set(database=database or topology.database)).render_as_string(hide_password=False)
+    admin = superuser_dsn(topology, database)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(grant)
     try:
@@ -191,3 +190,98 @@ def test_search_path_shadowing_does_not_reach_the_definer_functions(runtime_engi
     like a real one cannot feed it; and app_user may not create one anyway."""
     with runtime_engine.connect() as conn, pytest.raises(ProgrammingError, match="permission denied"):
         conn.execute(text("CREATE TEMP TABLE outbox (id bigint)"))
+
+
+# -- limits and switches ------------------------------------------------------------------------
+
+LIMIT_ATTACKS = [
+    pytest.param("UPDATE llm_budget_periods SET limit_cents = 1e9", id="raise-limit"),
+    pytest.param("DELETE FROM llm_budget_periods", id="delete-period"),
+    pytest.param("DELETE FROM llm_hourly_shutoff", id="delete-shutoff"),
+    pytest.param("UPDATE llm_hourly_shutoff SET shut_off = false", id="lift-shutoff"),
+    pytest.param("UPDATE llm_hourly_shutoff SET spent_cents = 0", id="forget-spend"),
+    pytest.param("UPDATE llm_budget_periods SET spent_cents = 0", id="forget-monthly-spend"),
+    pytest.param("UPDATE llm_kill_switch SET enabled = false", id="clear-kill-switch"),
+    pytest.param("UPDATE llm_limits SET monthly_budget_cents = 1e9", id="raise-default"),
+]
+
+
+@pytest.fixture
+def spent_tenant(runtime_engine: Engine, two_tenants: TwoTenants) -> TwoTenants:
+    """Tenant A has spent this month and is shut off this hour, as the boundary itself records it."""
+    a = {"t": two_tenants.a.tenant_id, "u": two_tenants.a.user_id}
+    with tenant_transaction_sync(two_tenants.a.context, runtime_engine) as conn:
+        conn.execute(
+            text(
+                "INSERT INTO llm_budget_periods (tenant_id, user_id, period_start, limit_cents) "
+                "VALUES (:t, :u, date_trunc('month', now())::date, 0) ON CONFLICT DO NOTHING"
+            ),
+            a,
+        )
+        conn.execute(text("UPDATE llm_budget_periods SET spent_cents = spent_cents + 10 WHERE user_id = :u"), a)
+        conn.execute(
+            text(
+                "INSERT INTO llm_hourly_shutoff (tenant_id, user_id, hour_start, spent_cents) "
+                "VALUES (:t, :u, date_trunc('hour', now()), 600) ON CONFLICT DO NOTHING"
+            ),
+            a,
+        )
+    return two_tenants
+
+
+@pytest.mark.parametrize("attack", LIMIT_ATTACKS)
+def test_the_runtime_cannot_widen_its_limits(runtime_engine: Engine, spent_tenant: TwoTenants, attack: str) -> None:
+    with as_tenant_rolled_back(runtime_engine, spent_tenant) as conn, pytest.raises(ProgrammingError) as refused:
+        conn.execute(text(attack))
+    assert (
+        "permission denied" in str(refused.value)
+        or "only move toward the limit" in str(refused.value)
+        or ("never taken back" in str(refused.value))
+    )
+
+
+@pytest.mark.parametrize("attack", LIMIT_ATTACKS)
+def test_control_operators_may(admin_engine: Engine, spent_tenant: TwoTenants, attack: str) -> None:
+    """The same statements as ops_admin go through: the refusals are the runtime's, not broken SQL."""
+    with admin_engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            conn.execute(text(attack))
+        finally:
+            transaction.rollback()
+
+
+def test_a_period_the_runtime_creates_gets_the_operators_limit(
+    runtime_engine: Engine, admin_engine: Engine, two_tenants: TwoTenants
+) -> None:
+    """Next month's period inserted with a huge limit (which llm_route_admit would then keep) and a
+    negative reservation: it gets the operators' limit and starts empty."""
+    with as_tenant_rolled_back(runtime_engine, two_tenants) as conn:
+        row = conn.execute(
+            text(
+                "INSERT INTO llm_budget_periods (tenant_id, user_id, period_start, limit_cents, spent_cents) "
+                "VALUES (:t, :u, (date_trunc('month', now()) + interval '1 month')::date, 1e9, 0) "
+                "RETURNING limit_cents, spent_cents, reserved_cents"
+            ),
+            {"t": two_tenants.a.tenant_id, "u": two_tenants.a.user_id},
+        ).one()
+        default = conn.execute(text("SELECT monthly_budget_cents FROM llm_limits")).scalar_one()
+    assert (row.limit_cents, row.spent_cents, row.reserved_cents) == (default, 0, 0)
+
+
+def test_a_caller_passing_a_huge_hourly_limit_is_still_shut_off(
+    runtime_engine: Engine, spent_tenant: TwoTenants
+) -> None:
+    """The hour's shutoff follows the operators' hourly limit, not the limit the caller passes."""
+    with as_tenant_rolled_back(runtime_engine, spent_tenant) as conn:
+        shut = conn.execute(
+            text("SELECT shut_off FROM llm_hourly_shutoff WHERE user_id = :u"), {"u": spent_tenant.a.user_id}
+        )
+        assert shut.scalar_one() is True  # 600 >= the operators' 500, though the insert did not say so
+        verdict = conn.execute(
+            text(
+                "SELECT verdict, blocked_reason FROM llm_admit('attack-hourly', 'route', 1, 'cheap', 'mock', "
+                "'mock-small', 'sha', 'base', 1, 1e9, false, 30)"
+            )
+        ).one()
+    assert tuple(verdict) == ("blocked", "hourly_shutoff")

@@ -148,6 +148,6 @@ def test_the_probe_names_the_broker_that_ran(tmp_path: Path) -> None:
     """With another broker (scale-out on RabbitMQ) the evidence must not claim the database was the broker."""
     config = TopologyConfig(artifact_dir=tmp_path, extra_env={"CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1//"})
     topo = Topology(config)
-    topo.dsns = Dsns("a", "b", "sqla+postgresql://app_user:pw@/db", "d", "e", "f")
+    topo.dsns = Dsns("a", "b", "sqla+postgresql://app_user:pw@/db", "d", "e", "f", "g")
     assert topo.broker_url == "amqp://guest:guest@127.0.0.1//"
     assert Topology(TopologyConfig(artifact_dir=tmp_path)).config.extra_env == {}
