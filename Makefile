@@ -4,6 +4,7 @@ VENV := .venv
 NOX_VERSION := 2026.10.20
 UV_VERSION := 0.9.30
 STAMP := $(VENV)/.bootstrap-nox-$(NOX_VERSION)-uv-$(UV_VERSION)
+LOCK_STAMP := $(VENV)/.installed-lock
 NOX := $(VENV)/bin/nox
 
 .PHONY: setup test phase8 ci-subset bench up down clean
@@ -13,7 +14,12 @@ $(STAMP):
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "nox==$(NOX_VERSION)" "uv==$(UV_VERSION)"
 	touch $@
 
-setup: $(STAMP)  ## create .venv with nox (sessions install the pinned lock themselves)
+# The operator's Python: .venv/bin/python runs every script (python -m scripts.ops.tenants, ...).
+$(LOCK_STAMP): requirements.lock $(STAMP)
+	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python -r requirements.lock
+	touch $@
+
+setup: $(LOCK_STAMP)  ## create .venv with nox and the pinned lock (nox sessions install their own)
 
 test: $(STAMP)  ## lint, type-check, unit + integration tests (live embedded topology)
 	$(NOX) -s lint typecheck tests
@@ -27,7 +33,7 @@ ci-subset: $(STAMP)  ## the closure pack's CI subset
 bench: $(STAMP)  ## benchmarks -> artifacts/bench/*.json
 	$(NOX) -s bench
 
-up: $(STAMP)  ## start the native topology and leave it running (source .run/topology.env)
+up: $(LOCK_STAMP)  ## start the native topology and leave it running (source .run/topology.env)
 	$(NOX) -s topology -- up
 
 down: $(STAMP)  ## stop it

@@ -168,7 +168,8 @@ class Topology:
     def up(self) -> None:
         started = time.monotonic()
         self._boundary("cleanup_stale")
-        RUN_DIR.mkdir(exist_ok=True)
+        RUN_DIR.mkdir(mode=0o700, exist_ok=True)
+        RUN_DIR.chmod(0o700)  # DSNs, the key ring and an operator's tenant files live here
         cleanup_stale(self.config.state_path)
         self.config.logs_dir.mkdir(parents=True, exist_ok=True)
         self._started = True
