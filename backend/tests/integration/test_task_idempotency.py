@@ -24,6 +24,7 @@ from app.services.outbox import RECOMPUTE_TASK, RECONCILE_TASK, RUN_JOB_TASK
 from app.services.tenants import ProvisionedTenant, create_tenant
 from scripts.topology import Topology
 
+from ..conftest import TwoTenants
 from .test_b07_p8_topology_closure_pack import NOW, connect_platform, platform_txn, run_reconciliation, stripe_charge
 from .webhook_client import bearer, eventually, post_webhook, run_llm_task
 
@@ -132,3 +133,25 @@ def test_llm_task_twice(
     deliver_again(broker, topology, task, [str(tenant.tenant_id), tenant.user_id, job["job_id"]], "llm")
     after = snapshot(runtime_engine, tenant, ledger_sql), snapshot(runtime_engine, tenant, job_sql, id=job["job_id"])
     assert after == before  # no second ledger row, no second charge, the same answer
+
+
+def test_an_injected_message_naming_another_tenants_job_changes_nothing(
+    broker: Celery, topology: Topology, runtime_engine: Engine, two_tenants: TwoTenants
+) -> None:
+    """An attacker with app_user's SQL session can write to the broker's tables, so a message may name
+    any ids. A task takes its tenant from the message and re-reads the job in that tenant's context:
+    tenant A's message naming B's job finds nothing and leaves it alone. The control sends the same
+    message with B's own id, and the job runs."""
+    b = two_tenants.b
+    with tenant_transaction_sync(b.context, runtime_engine) as conn:  # queued, with no outbox row to send it
+        job_id = conn.execute(
+            text("INSERT INTO attribution_jobs (tenant_id, model) VALUES (:t, 'last_touch') RETURNING id"),
+            {"t": b.tenant_id},
+        ).scalar_one()
+    job_sql = "SELECT status, started_at FROM attribution_jobs WHERE id = :id"
+    deliver_again(broker, topology, RUN_JOB_TASK, [str(two_tenants.a.tenant_id), str(job_id), 60.0], "attribution")
+    assert snapshot(runtime_engine, b, job_sql, id=job_id) == [("queued", None)]
+    deliver_again(broker, topology, RUN_JOB_TASK, [str(b.tenant_id), str(job_id), 60.0], "attribution")
+    assert (
+        snapshot(runtime_engine, b, job_sql, id=job_id)[0][0] == "succeeded"
+    )  # control: its own tenant's message runs
