@@ -4,6 +4,8 @@ and the Markdown appended to $GITHUB_STEP_SUMMARY only when a runner sets it."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -76,3 +78,32 @@ def test_a_run_that_failed_without_a_failed_gate_is_red_in_junit(tmp_path: Path)
     root = ET.parse(ci_reports.write_junit(tmp_path, interrupted, GATES[:2])).getroot()  # noqa: S314 - written just now
     failures = [case.get("name") for case in root.iter("testcase") if case.find("failure") is not None]
     assert failures == ["phase8_run"]
+
+
+needs_xmllint = pytest.mark.skipif(
+    shutil.which("xmllint") is None, reason="xmllint not installed (Debian: libxml2-utils)"
+)
+SCHEMA = Path(ci_reports.__file__).with_name("junit.xsd")
+
+
+def schema_check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["xmllint", "--noout", "--schema", str(SCHEMA), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@needs_xmllint
+def test_junit_validates_against_the_schema(tmp_path: Path) -> None:
+    result = schema_check(ci_reports.write_junit(tmp_path, summary(), GATES))
+    assert result.returncode == 0, result.stderr
+
+
+@needs_xmllint
+def test_control_the_schema_rejects_a_case_without_a_name(tmp_path: Path) -> None:
+    path = ci_reports.write_junit(tmp_path, summary(), GATES)
+    path.write_text(path.read_text().replace('name="eg8_1_topology" ', "", 1))
+    assert schema_check(path).returncode != 0
