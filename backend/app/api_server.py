@@ -6,11 +6,11 @@ Settings are validated before uvicorn starts, so a bad environment exits 2 with 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import uvicorn
 
+from app.core import logs
 from app.core.settings import settings_or_report
 
 
@@ -23,7 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_or_report()
     if settings is None:
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -31,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level.lower(),
+        log_config=logs.dict_config(settings.log_level),  # applied in every worker process uvicorn starts
         access_log=False,
     )
     return 0

@@ -12,6 +12,7 @@ from app.api import attribution, health, llm, metrics, reconciliation, tenants, 
 from app.api.deps import known_query_parameters
 from app.api.openapi import install_openapi
 from app.core.db import close_call_pools
+from app.core.logs import RequestIdMiddleware
 from app.core.problems import install_problem_handlers
 from app.core.settings import get_settings
 from app.worker.celery_app import pool_result_sessions
@@ -44,6 +45,7 @@ def create_app() -> FastAPI:
         title="Attribution backend", version="0.1.0", lifespan=lifespan, dependencies=[Depends(known_query_parameters)]
     )
     install_problem_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(tenants.router)
     app.include_router(webhooks.router)

@@ -8,6 +8,7 @@ from fastapi import Depends, Header, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from app.core import logs
 from app.core.db import system_transaction
 from app.core.problems import ProblemError
 from app.core.security import parse_bearer
@@ -23,6 +24,7 @@ async def current_tenant(authorization: Annotated[str | None, Header()] = None) 
         ctx = await resolve_api_key(conn, key)
     if ctx is None:
         raise ProblemError(401, "Unauthorized", "unknown or revoked API key", "auth_invalid")
+    logs.TENANT_ID.set(str(ctx.tenant_id))
     return ctx
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core import logs
 from app.core.settings import Settings
 
 MAX_DRAWS = 200_000  # bounds a job's memory: chains x draws x channels floats
@@ -88,7 +89,7 @@ async def create_job(conn: AsyncConnection, tenant_id: uuid.UUID, request: JobRe
             INSERT_JOB_SQL, {"tenant_id": tenant_id, "model": request.model, "params": json.dumps(params)}
         )
     ).one()
-    payload = {"job_id": str(job.id), "time_limit_s": hard, "soft_time_limit_s": soft}
+    payload = {"job_id": str(job.id), "time_limit_s": hard, "soft_time_limit_s": soft, **logs.correlation()}
     await conn.execute(INSERT_JOB_OUTBOX_SQL, {"tenant_id": tenant_id, "payload": json.dumps(payload)})
     return job
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core import logs
 from app.core.tenancy import TenantContext
 
 
@@ -52,7 +53,7 @@ async def request_task(
         if existing is None:
             raise RequestIdTakenError(request.request_id)
         return existing, True
-    payload = {"job_id": str(job.id), "task_type": task_type, "user_id": ctx.user_id}
+    payload = {"job_id": str(job.id), "task_type": task_type, "user_id": ctx.user_id, **logs.correlation()}
     await conn.execute(INSERT_OUTBOX, {"t": ctx.tenant_id, "payload": json.dumps(payload)})
     return job, False
 

@@ -75,6 +75,11 @@ class Dispatch:
     outbox_ids: list[int] = field(default_factory=list)
 
 
+def correlated(options: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """Send options with the request id the api put in the payload, as a message header (app.core.logs)."""
+    return {**options, "headers": {"request_id": payload["request_id"]}} if payload.get("request_id") else options
+
+
 def plan(rows: Iterable[Row[Any]]) -> list[Dispatch]:
     """One recompute per tenant (the highest outbox id marks what it covers); one message per job or run."""
     recomputes: dict[str, Dispatch] = {}
@@ -88,14 +93,15 @@ def plan(rows: Iterable[Row[Any]]) -> list[Dispatch]:
         elif row.kind == "llm_task":
             payload = dict(row.payload)
             args = [tenant, payload["user_id"], payload["job_id"]]
-            dispatches.append(Dispatch(payload["task_type"], args, {"queue": "llm"}, [row.id]))
+            dispatches.append(Dispatch(payload["task_type"], args, correlated({"queue": "llm"}, payload), [row.id]))
         elif row.kind == "reconciliation_run":
-            run_id = dict(row.payload)["run_id"]
-            dispatches.append(Dispatch(RECONCILE_TASK, [tenant, run_id], {"queue": "maintenance"}, [row.id]))
+            payload = dict(row.payload)
+            options = correlated({"queue": "maintenance"}, payload)
+            dispatches.append(Dispatch(RECONCILE_TASK, [tenant, payload["run_id"]], options, [row.id]))
         else:
             payload = dict(row.payload)
             hard = float(payload["time_limit_s"])
-            options: dict[str, Any] = {"queue": "attribution", "time_limit": hard}
+            options = correlated({"queue": "attribution", "time_limit": hard}, payload)
             if float(payload["soft_time_limit_s"]) > 0:  # 0: the hard kill is the only limit
                 options["soft_time_limit"] = float(payload["soft_time_limit_s"])
             dispatches.append(

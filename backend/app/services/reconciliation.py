@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core import logs
 from app.core.sealing import PURPOSE_PLATFORM_API_KEY, key_ring
 from app.schemas.common import iso_or_none
 
@@ -93,7 +94,7 @@ async def request_run(conn: AsyncConnection, tenant_id: uuid.UUID, request: RunR
             },
         )
     ).one()
-    payload = json.dumps({"run_id": str(run.id)})
+    payload = json.dumps({"run_id": str(run.id), **logs.correlation()})
     await conn.execute(INSERT_RUN_OUTBOX_SQL, {"tenant_id": tenant_id, "payload": payload})
     return run
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 from typing import Any, cast
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, task_postrun, task_prerun, worker_process_init
 from kombu.entity import Queue
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 from sqlalchemy.exc import OperationalError, PendingRollbackError
 
+from app.core import logs
 from app.core.db import reset_engines_after_fork
 from app.core.settings import Settings, get_settings
 from app.worker.queues import QUEUES
@@ -68,3 +69,24 @@ def pool_result_sessions() -> None:
 @worker_process_init.connect
 def _after_fork(**_: object) -> None:
     reset_engines_after_fork()
+
+
+@setup_logging.connect
+def _json_logs(loglevel: Any = None, **_: object) -> None:
+    """JSON lines like the api's (app.core.logs); connecting here keeps Celery from its own setup."""
+    logs.configure(loglevel or "INFO")
+
+
+@task_prerun.connect
+def _task_context(task: Any = None, args: Any = None, **_: object) -> None:
+    """The request that caused the work (a message header the relay sets) and the task's tenant
+    (every task's first argument) label the task's log lines."""
+    request_id = getattr(task.request, "request_id", None) if task is not None else None
+    logs.REQUEST_ID.set(str(request_id) if request_id else None)
+    logs.TENANT_ID.set(str(args[0]) if args else None)
+
+
+@task_postrun.connect
+def _task_context_done(**_: object) -> None:
+    logs.REQUEST_ID.set(None)
+    logs.TENANT_ID.set(None)
