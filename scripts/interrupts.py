@@ -8,8 +8,9 @@ Three rules, so that an interrupted run always ends soon, non-zero, and leaves n
   one was. Python can lose the exception: raised inside a finaliser (``__del__``, a weakref
   callback) it is printed as "Exception ignored" and the program carries on. A lost exception
   then delays the stop by one step instead of cancelling it.
-- Inside ``shielded()`` (teardown, writing the evidence) signals are recorded only: a second
-  Ctrl-C must not cut teardown short and leak a database.
+- Inside ``shielded()`` (teardown, writing the evidence, starting a child and recording it) signals
+  are recorded only: a second Ctrl-C must not cut teardown short and leak a database. Outside it,
+  every signal raises again, so a second Ctrl-C stops a run whose first exception was lost.
 
 ``HARNESS_TEST_PAUSE_AT=<step>`` makes ``checkpoint(<step>)`` say ``paused at <step>`` on stderr and
 wait there for a signal. It exists so a test can interrupt every step boundary deterministically
@@ -47,10 +48,8 @@ def received() -> signal.Signals | None:
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    if _state.received is not None:
-        return  # already stopping: a second Ctrl-C must not cut teardown short
-    _state.received = signal.Signals(signum)
-    if not _state.shielded:
+    _state.received = _state.received or signal.Signals(signum)
+    if not _state.shielded:  # in teardown, later signals are recorded only; elsewhere each one stops the run
         raise KeyboardInterrupt(_state.received.name)
 
 

@@ -39,3 +39,18 @@ def test_a_leaked_process_and_data_directory_fail_the_run(tmp_path: Path) -> Non
     finally:
         orphan.kill()
         orphan.wait()
+
+
+def test_a_process_running_before_the_snapshot_is_not_the_runs(tmp_path: Path) -> None:
+    checkout, temp = tmp_path / "checkout", tmp_path / "tmp"
+    checkout.mkdir(), temp.mkdir()
+    snapshot = tmp_path / "snapshot.json"
+    args = ["--checkout", str(checkout), "--temp-dir", str(temp)]
+    earlier = subprocess.Popen(["sleep", "60"], cwd=checkout)  # a developer's process in the checkout
+    try:
+        leak_check.main(["snapshot", str(snapshot), *args])
+        assert leak_check.main(["check", str(snapshot), *args]) == 0
+        assert earlier.poll() is None  # and it was not stopped
+    finally:
+        earlier.kill()
+        earlier.wait()

@@ -6,7 +6,8 @@ directory in the temp folder.
 
 A process counts as the checkout's when its executable, working directory or command line lies
 under the checkout (the nox virtualenvs, the embedded server's binaries, the harness's scripts);
-this script and the processes that started it are not counted. A data directory counts when it is
+this script, the processes that started it, and any process already running when the snapshot was
+taken (a developer's `make up` in the same checkout) are not counted. A data directory counts when it is
 new since the snapshot and its server was started from this checkout's binaries (``postmaster.opts``
 names them), so neither an older run's leftovers nor another checkout's live cluster (a developer
 running tests beside a CI run) fail this one, and only this checkout's are removed.
@@ -75,12 +76,27 @@ def describe(pid: int) -> dict[str, str] | None:
     return {"pid": str(pid), "state": state, "cmdline": cmdline, **links}
 
 
-def leaked_processes(checkout: Path) -> list[dict[str, str]]:
+def start_time(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def running() -> dict[str, str]:
+    """Every process now, by pid, with its start time (a pid alone may be reused)."""
+    return {entry.name: start_time(int(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
+
+
+def leaked_processes(checkout: Path, before: dict[str, str] | None = None) -> list[dict[str, str]]:
     root = str(checkout)
     mine = ancestors(os.getpid())
+    earlier = before or {}
     leaked = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        if entry.name in earlier and earlier[entry.name] == start_time(int(entry.name)):
             continue
         info = describe(int(entry.name))
         if info is None or info["state"] == "Z":
@@ -109,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temp-dir", type=Path, default=Path(tempfile.gettempdir()), help="default: the system's")
     args = parser.parse_args(argv)
     if args.action == "snapshot":
-        args.file.write_text(json.dumps(data_dirs(args.temp_dir)))
+        args.file.write_text(json.dumps({"data_dirs": data_dirs(args.temp_dir), "processes": running()}))
         return 0
-    before = set(json.loads(args.file.read_text())) if args.file.exists() else set()
-    processes = leaked_processes(args.checkout.resolve())
-
+    snapshot = json.loads(args.file.read_text()) if args.file.exists() else {}
+    before = set(snapshot.get("data_dirs", []))
+    processes = leaked_processes(args.checkout.resolve(), snapshot.get("processes"))
     checkout = args.checkout.resolve()
     directories = [d for d in data_dirs(args.temp_dir) if d not in before and started_from(d, checkout)]
     if not processes and not directories:

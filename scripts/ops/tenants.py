@@ -180,14 +180,18 @@ def cmd_kill_switch(conn: Connection, args: argparse.Namespace) -> dict[str, Any
 
 def cmd_shutoff_lift(conn: Connection, args: argparse.Namespace) -> dict[str, Any]:
     tenant_name(conn, args.tenant)
-    lifted = conn.execute(
+    row = conn.execute(
         text(
-            "UPDATE llm_hourly_shutoff SET shut_off = false, reason = 'lifted by an operator' "
-            "WHERE tenant_id = :t AND user_id = :u AND hour_start = date_trunc('hour', now()) AND shut_off"
+            "UPDATE llm_hourly_shutoff h SET shut_off = false, reason = 'lifted by an operator' "
+            "WHERE tenant_id = :t AND user_id = :u AND hour_start = date_trunc('hour', now()) AND shut_off "
+            "RETURNING h.spent_cents >= (SELECT hourly_limit_cents FROM llm_limits) AS at_limit"
         ),
         {"t": args.tenant, "u": args.user},
-    ).rowcount
-    return {"tenant_id": str(args.tenant), "user_id": args.user, "lifted": bool(lifted)}
+    ).first()
+    # The flag is lifted; a user whose spend this hour is at the limit is blocked again by the next
+    # call until the hour ends (raise the limit first with `budget defaults --hourly-cents`).
+    at_limit = bool(row and row.at_limit)
+    return {"tenant_id": str(args.tenant), "user_id": args.user, "lifted": row is not None, "still_at_limit": at_limit}
 
 
 Command = Callable[[Connection, argparse.Namespace], dict[str, Any]]

@@ -99,7 +99,8 @@ def start_step(name: str, argv: list[str], logs_dir: Path, env: dict[str, str]) 
         **env,
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "backend")]),
     }
-    with (logs_dir / f"{name}.log").open("ab") as log:
+    with (logs_dir / f"{name}.log").open("ab") as log, interrupts.shielded():
+        # Shielded: a signal now is recorded, and finish_step (which must follow) stops the step.
         shown = " ".join(Path(a).name if a == sys.executable else a for a in argv)
         log.write(f"$ {redact_dsn(shown)}\n".encode())
         log.flush()

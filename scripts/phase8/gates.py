@@ -225,26 +225,26 @@ def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
     r3_dir.mkdir(exist_ok=True)
     stop_file = r3_dir / ".ingestion_done"
     background = None
-    if ctx.llm_background_load:
-        background = start_step(
-            "llm_background_load",
-            [
-                sys.executable,
-                "scripts/phase8/llm_background_load.py",
-                "--rate",
-                "2",
-                "--duration",
-                "1800",
-                "--stop-file",
-                str(stop_file),
-                "--output",
-                str(ctx.artifact_dir / LLM_LOAD_RESULT),
-            ],
-            ctx.logs_dir,
-            ctx.topology.operator_env,
-        )
     retried: dict[str, float] = {}
-    try:
+    try:  # the load is started inside, so an interrupt at any point stops it in `finally`
+        if ctx.llm_background_load:
+            background = start_step(
+                "llm_background_load",
+                [
+                    sys.executable,
+                    "scripts/phase8/llm_background_load.py",
+                    "--rate",
+                    "2",
+                    "--duration",
+                    "1800",
+                    "--stop-file",
+                    str(stop_file),
+                    "--output",
+                    str(ctx.artifact_dir / LLM_LOAD_RESULT),
+                ],
+                ctx.logs_dir,
+                ctx.topology.operator_env,
+            )
         time.sleep(1.0)  # the first background tasks are in flight before ingestion starts
         profile = INGESTION_PROFILE[ctx.mode]
         ingest_code = _measurement(

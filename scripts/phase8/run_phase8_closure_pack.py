@@ -147,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
 
 def finish(artifact_dir: Path, summary: dict[str, Any], selected: list[Gate], started: float) -> int:
     """Write the summary, the report, the manifest and the attestation; the exit code says the verdict."""
+    late = interrupts.received()  # a signal after the last step boundary still fails the run
+    if late is not None and "interrupted" not in summary:
+        summary["interrupted"] = {"signal": late.name, "during": "evidence"}
     gates = summary["gates"]
     failed = [gid for gid, g in gates.items() if g["status"] == "failed"]
     if failed or "interrupted" in summary or len(gates) < len(selected):

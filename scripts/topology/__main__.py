@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
         help="bootstrap superuser DSN (env PHASE8_ADMIN_DATABASE_URL)",
     )
     prov.add_argument("--database", default="attribution")
+    prov.add_argument(
+        "--shared-server",
+        action="store_true",
+        help="a server other applications use too: leave its other databases' PUBLIC rights alone",
+    )
     for name in ("down", "status"):
         cmd = sub.add_parser(name, help=f"{name} the topology recorded in .run/<name>.json")
         cmd.add_argument("--artifact-dir", type=Path, default=Path("artifacts/topology"), help=argparse.SUPPRESS)
@@ -108,14 +113,21 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _provision(args: argparse.Namespace) -> int:
-    """Passwords come from APP_OWNER_PASSWORD, APP_USER_PASSWORD, OPS_READER_PASSWORD; never from flags."""
+    """Passwords come from APP_OWNER_PASSWORD, APP_USER_PASSWORD, OPS_READER_PASSWORD and
+    OPS_ADMIN_PASSWORD; never from flags."""
     if not args.admin_database_url:
         fail(
             ExitCode.USAGE_OR_ENVIRONMENT,
             "no admin DSN: pass --admin-database-url or set PHASE8_ADMIN_DATABASE_URL",
         )
     try:
-        provision(args.admin_database_url, args.database, RolePasswords.from_env(), recreate=False)
+        provision(
+            args.admin_database_url,
+            args.database,
+            RolePasswords.from_env(),
+            recreate=False,
+            own_cluster=not args.shared_server,
+        )
     except PostgresError as exc:
         fail(ExitCode.USAGE_OR_ENVIRONMENT, str(exc))
     except psycopg.Error as exc:

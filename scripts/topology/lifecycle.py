@@ -231,8 +231,8 @@ class Topology:
             ops_admin=url(OPS_ADMIN_ROLE, self.passwords.ops_admin, "postgresql"),
         )
 
-    def _base_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in PRIVILEGED_ENV}
+    def _base_env(self, without: tuple[str, ...] = ()) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in PRIVILEGED_ENV and k not in without}
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(BACKEND_DIR)])
         env["PYTHONUNBUFFERED"] = "1"
         return env
@@ -337,12 +337,15 @@ class Topology:
             port = previous.port if previous else free_port(self.config.mock_port)
         elif name == "api":
             port = previous.port if previous else free_port(self.config.api_port)
-        env = self.runtime_env if name != "mock_platform" else self._base_env()
+        # mock_platform stands in for third parties: it gets neither DSNs nor the key ring.
+        env = self.runtime_env if name != "mock_platform" else self._base_env(without=(KEYS_ENV,))
         proc = ManagedProcess(name, self._argv(name, port), env, REPO_ROOT, self.config.logs_dir / f"{name}.log")
         proc.port = port
-        proc.start()
-        self.processes[name] = proc
-        self._save_state()
+        with interrupts.shielded():  # started and recorded together, so teardown always knows of it
+            proc.start()
+            self.processes[name] = proc
+            self._save_state()
+        interrupts.checkpoint(f"spawned_{name}")
         return proc
 
     # -- readiness ---------------------------------------------------------------------------
@@ -406,23 +409,27 @@ class Topology:
     def down(self) -> None:
         """Stop everything this run started. After an interrupt it is quick (short grace, then SIGKILL;
         the throwaway cluster stopped in immediate mode) so the whole stop stays within seconds."""
-        if not self._started:
-            return
-        self._started = False
         with interrupts.shielded():
+            if not self._started:
+                return
+            self._started = False
             hurry = interrupts.received() is not None
             grace = INTERRUPTED_STOP_GRACE_S if hurry else self.config.stop_grace_s
             threads = [threading.Thread(target=p.stop, args=(grace,), daemon=True) for p in self.processes.values()]
             for thread in threads:
                 thread.start()
             for thread in threads:
-                thread.join(timeout=grace + 15)
+                thread.join(timeout=grace + (5 if hurry else 15))
             if self.embedded is not None:
-                self._keep_postgres_log()
+                with contextlib.suppress(OSError):
+                    self._keep_postgres_log()
                 if not hurry:
                     with contextlib.suppress(Exception):
                         self.embedded.stop()
-                kill_stale_cluster(self.embedded.pgdata, self.embedded.bin_path, self.embedded.system_user)
+                # After an interrupt the throwaway cluster is killed outright (no pg_ctl wait).
+                kill_stale_cluster(
+                    self.embedded.pgdata, None if hurry else self.embedded.bin_path, self.embedded.system_user
+                )
             elif self.admin_url and not self.config.keep:
                 with contextlib.suppress(Exception):
                     drop_database(self.admin_url, self.database, drop_roles=True)

@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     # A relay whose last successful pass is older than this fails the worker probe (/health/worker).
     outbox_relay_stale_after_s: float = Field(default=10, gt=0, le=3600, validation_alias="OUTBOX_RELAY_STALE_AFTER_S")
     # An outbox row waiting longer than this to be sent fails readiness (/health/ready): work is not moving.
-    outbox_max_pending_age_s: float = Field(default=60, gt=0, le=86_400, validation_alias="OUTBOX_MAX_PENDING_AGE_S")
+    # Longer than the redispatch window, so a recompute held back behind a lost one does not trip it.
+    outbox_max_pending_age_s: float = Field(default=600, gt=0, le=86_400, validation_alias="OUTBOX_MAX_PENDING_AGE_S")
     attribution_lookback_days: int = Field(default=30, ge=1, le=365, validation_alias="ATTRIBUTION_LOOKBACK_DAYS")
     # Celery limits for the Bayesian model (DESIGN §6); a job may ask for less, never more.
     bayesian_soft_time_limit_s: float = Field(default=270, gt=0, le=3600, validation_alias="BAYESIAN_SOFT_TIME_LIMIT_S")

@@ -48,7 +48,7 @@ HEARTBEAT_SQL = text(
 )
 FAILURE_SQL = text(
     "INSERT INTO outbox_relay_heartbeats (worker, beat_at, last_error, error_at) "
-    "VALUES (:worker, '-infinity', :error, now()) "
+    "VALUES (:worker, 'epoch', :error, now()) "
     "ON CONFLICT (worker) DO UPDATE SET last_error = EXCLUDED.last_error, error_at = now()"
 )
 RELAY_HEALTH_SQL = text(

@@ -54,5 +54,5 @@ def test_the_readme_quickstart_runs_as_written() -> None:
         assert not (RUN_DIR / "topology.json").exists(), "make down ran"
     finally:
         subprocess.run(["make", "down"], cwd=REPO_ROOT, env=env, capture_output=True, timeout=120, check=False)
-        for name in ("acme", "touch", "touch2", "charge", "results"):
-            (RUN_DIR / f"{name}.json").unlink(missing_ok=True)
+        for name in ("acme.json", "touch.json", "touch2.json", "charge.json", "results.json", "auth.header"):
+            (RUN_DIR / name).unlink(missing_ok=True)

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from app.core.db import tenant_transaction_sync
 from app.core.tenancy import SET_CONTEXT_SQL
@@ -203,7 +203,25 @@ LIMIT_ATTACKS = [
     pytest.param("UPDATE llm_budget_periods SET spent_cents = 0", id="forget-monthly-spend"),
     pytest.param("UPDATE llm_kill_switch SET enabled = false", id="clear-kill-switch"),
     pytest.param("UPDATE llm_limits SET monthly_budget_cents = 1e9", id="raise-default"),
+    pytest.param("UPDATE llm_hourly_shutoff SET hour_start = hour_start - interval '100 years'", id="move-the-hour"),
+    pytest.param(
+        "INSERT INTO llm_hourly_shutoff (tenant_id, user_id, hour_start, spent_cents) "
+        "SELECT tenant_id, user_id, hour_start + interval '1 hour', -1e9 FROM llm_hourly_shutoff",
+        id="negative-spend-ahead",
+    ),
+    pytest.param("UPDATE llm_budget_reservations SET amount_cents = 0", id="shrink-a-reservation"),
+    pytest.param("DELETE FROM llm_budget_reservations", id="drop-reservations"),
 ]
+# What shows each refusal is the runtime's and not broken SQL: the statement as the operator (or the
+# schema owner, for tables no operator writes), or for a constraint, the same write within it.
+CONTROLS = {
+    "negative-spend-ahead": (
+        "runtime",
+        str(next(p.values[0] for p in LIMIT_ATTACKS if p.id == "negative-spend-ahead")).replace("-1e9", "0"),
+    ),
+    "shrink-a-reservation": ("owner", None),
+    "drop-reservations": ("owner", None),
+}
 
 
 @pytest.fixture
@@ -231,22 +249,31 @@ def spent_tenant(runtime_engine: Engine, two_tenants: TwoTenants) -> TwoTenants:
 
 @pytest.mark.parametrize("attack", LIMIT_ATTACKS)
 def test_the_runtime_cannot_widen_its_limits(runtime_engine: Engine, spent_tenant: TwoTenants, attack: str) -> None:
-    with as_tenant_rolled_back(runtime_engine, spent_tenant) as conn, pytest.raises(ProgrammingError) as refused:
+    with (
+        as_tenant_rolled_back(runtime_engine, spent_tenant) as conn,
+        pytest.raises((ProgrammingError, IntegrityError)) as refused,
+    ):
         conn.execute(text(attack))
-    assert (
-        "permission denied" in str(refused.value)
-        or "only move toward the limit" in str(refused.value)
-        or ("never taken back" in str(refused.value))
-    )
+    reasons = ("permission denied", "only move toward the limit", "never taken back", "llm_hourly_shutoff_spend_check")
+    assert any(reason in str(refused.value) for reason in reasons), refused.value
 
 
 @pytest.mark.parametrize("attack", LIMIT_ATTACKS)
-def test_control_operators_may(admin_engine: Engine, spent_tenant: TwoTenants, attack: str) -> None:
-    """The same statements as ops_admin go through: the refusals are the runtime's, not broken SQL."""
-    with admin_engine.connect() as conn:
+def test_control_the_statement_itself_works(
+    request: pytest.FixtureRequest, spent_tenant: TwoTenants, attack: str
+) -> None:
+    """The same statement goes through for the operator (see CONTROLS for the exceptions)."""
+    case = request.node.callspec.id
+    role, statement = CONTROLS.get(case, ("admin", None))
+    engine: Engine = request.getfixturevalue(f"{role}_engine")
+    if role == "runtime":
+        with as_tenant_rolled_back(engine, spent_tenant) as conn:
+            conn.execute(text(statement or attack))
+        return
+    with engine.connect() as conn:
         transaction = conn.begin()
         try:
-            conn.execute(text(attack))
+            conn.execute(text(statement or attack))
         finally:
             transaction.rollback()
 
