@@ -1,1 +1,0 @@
-"""Response models: the shapes the committed contract (backend/contracts/openapi.yaml) promises."""

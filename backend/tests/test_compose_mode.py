@@ -1,0 +1,156 @@
+"""Compose mode without running it: the file parses under Compose v1 and v2 (where installed), the
+orchestrator refuses shapes the file cannot run, passwords reach Compose by environment only, a
+container's record holds no configuration, and a run killed outright is taken down by the next one.
+
+Running the topology itself is ``nox -s compose`` (it needs a Docker engine and several minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from scripts.harness import REPO_ROOT
+from scripts.phase8 import run_phase8_closure_pack
+from scripts.phase8.evidence import scan_for_secrets
+from scripts.topology.compose import (
+    COMPOSE_FILE,
+    COMPOSE_VARIABLES,
+    ComposeImages,
+    ComposeTopology,
+    ContainerProcess,
+    container_record,
+    project_name,
+)
+from scripts.topology.lifecycle import PRIVILEGED_ENV, TopologyConfig, cleanup_stale
+
+PLACEHOLDERS = {name: "placeholder" for name in COMPOSE_VARIABLES if not name.startswith("E2E_")}
+
+
+def compose_cli(version: str) -> list[str] | None:
+    """The CLI of that Compose major version, when it is installed here."""
+    if version == "v1":
+        return ["docker-compose"] if shutil.which("docker-compose") else None
+    if shutil.which("docker") is None:
+        return None
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return ["docker", "compose"] if probe.returncode == 0 else None
+
+
+def config_check(cli: list[str], path: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": str(Path(shutil.which(cli[0]) or "/usr/bin").parent) + ":/usr/bin:/bin", **PLACEHOLDERS}
+    env["HOME"] = str(tmp_path)  # no user-level Docker config takes part
+    return subprocess.run(
+        [*cli, "-p", "configcheck", "-f", str(path), "config", "-q"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_compose_file_parses(version: str, tmp_path: Path) -> None:
+    cli = compose_cli(version)
+    if cli is None:
+        pytest.skip(
+            f"Compose {version} is not installed here ({'docker-compose' if version == 'v1' else 'docker compose'})"
+        )
+    result = config_check(cli, COMPOSE_FILE, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_config_check_rejects_a_broken_file(version: str, tmp_path: Path) -> None:
+    """Negative control: the same check fails on a file with an unknown service key."""
+    cli = compose_cli(version)
+    if cli is None:
+        pytest.skip(f"Compose {version} is not installed here")
+    broken = REPO_ROOT / f".compose-config-check-{tmp_path.name}.yml"  # beside the file: `build: .` resolves
+    broken.write_text(COMPOSE_FILE.read_text().replace("  worker:\n", "  worker:\n    restart_policy_typo: always\n"))
+    try:
+        result = config_check(cli, broken, tmp_path)
+    finally:
+        broken.unlink()
+    assert result.returncode != 0
+    assert "restart_policy_typo" in result.stderr
+
+
+def test_project_names_are_valid_for_compose() -> None:
+    assert project_name("Phase8.Compose", "AB12") == "phase8-compose-ab12"
+
+
+def test_orchestrator_refuses_what_the_file_cannot_run(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_phase8_closure_pack.main(["--topology", "compose", "--worker-replicas", "2"])
+    assert exit_info.value.code == 2
+    assert "compose file's shape" in capsys.readouterr().err
+
+
+def compose_topology(tmp_path: Path) -> ComposeTopology:
+    topology = ComposeTopology(TopologyConfig(artifact_dir=tmp_path, name="compose-unit"), ComposeImages())
+    topology.ports = {"postgres": 15432, "api": 18000, "mock_platform": 18081}
+    return topology
+
+
+def test_passwords_reach_compose_by_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIGRATION_DATABASE_URL", "postgresql://app_owner:leaked@elsewhere/db")
+    topology = compose_topology(tmp_path)
+    env = topology.compose_env()
+    assert env["APP_USER_PASSWORD"] == topology.passwords.runtime
+    assert env["POSTGRES_PASSWORD"] == topology.postgres_password
+    assert not set(PRIVILEGED_ENV) & set(env)  # the operator's privileged DSNs never pass through
+    assert topology.postgres_password in topology.secrets()  # so the hygiene scan looks for it too
+
+
+def test_hygiene_scan_finds_a_compose_log_leak(tmp_path: Path) -> None:
+    """The scan covers what compose mode writes (logs/compose.log, the followed service logs)."""
+    topology = compose_topology(tmp_path)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "compose.log").write_text("Creating network p8_default\n")
+    assert scan_for_secrets(tmp_path, topology.secrets()) == []
+    (logs / "postgres.log").write_text(f"FATAL: password {topology.postgres_password} rejected\n")
+    assert [str(f) for f in scan_for_secrets(tmp_path, topology.secrets())] == ["logs/postgres.log:1: run_secret"]
+
+
+class FakeContainer(SimpleNamespace):
+    pass
+
+
+def test_container_record_holds_no_configuration(tmp_path: Path) -> None:
+    attrs: dict[str, Any] = {
+        "Config": {"Image": "attribution-backend:e2e", "Env": ["APP_USER_PASSWORD=s3cret-value"]},
+        "Image": "sha256:abc",
+        "State": {"Status": "running", "Health": {"Status": "healthy"}, "ExitCode": 0, "Pid": 42},
+        "RestartCount": 0,
+    }
+    container = FakeContainer(id="c0ffee", name="p8_api_1", attrs=attrs)
+    client = SimpleNamespace(containers=SimpleNamespace(get=lambda _id: container))
+    proc = ContainerProcess("api", [], {}, REPO_ROOT, tmp_path / "api.log", container_id="c0ffee", client=client)
+    record = container_record(proc)
+    assert record["health"] == "healthy" and record["image"] == "attribution-backend:e2e" and record["pid"] == 42
+    assert "s3cret-value" not in json.dumps(record)
+
+
+@pytest.mark.parametrize(("command", "taken_down"), [(["true"], True), (["false"], False)])
+def test_a_killed_compose_run_is_taken_down_by_the_next(tmp_path: Path, command: list[str], taken_down: bool) -> None:
+    """cleanup_stale hands a recorded compose project to `down -v` and forgets it; a failed `down` says so."""
+    state = tmp_path / "stale.json"
+    state.write_text(
+        json.dumps(
+            {"mode": "compose", "compose_project": "p8-stale", "compose_command": command, "logs_dir": str(tmp_path)}
+        )
+    )
+    found = cleanup_stale(state)
+    assert found == {"found": True, "compose_project": "p8-stale", "taken_down": taken_down}
+    assert not state.exists()
+    assert "down -v" in (tmp_path / "compose.log").read_text()

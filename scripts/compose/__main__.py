@@ -1,0 +1,143 @@
+"""Compose mode end to end, as CI runs it (``nox -s compose``).
+
+    python -m scripts.compose ci                      # engine, images, CI subset in compose mode, verify
+    python -m scripts.compose ci --images local -- --gate eg8_1_topology
+
+1. A Docker engine: the one that answers, else ``dockerd`` started here with this machine class's
+   flags (root only) and stopped at the end; an engine that was already running is left alone.
+2. Images: ``--images auto`` keeps the registry's (python:3.11-slim, postgres:16) when Docker Hub
+   answers, else builds local ones from Debian's packages plus a wheelhouse of the lock.
+3. The closure pack's ``--ci-subset`` with ``--topology compose`` (arguments after ``--`` go to it),
+   then ``sha256sum -c manifest.sha256`` in its artifact directory.
+
+Ctrl-C or SIGTERM: the closure pack tears its containers down (``down -v``) and this waits for it
+before stopping an engine it started. Exit code: the closure pack's, else 2 for a host problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from scripts import interrupts
+from scripts.compose.engine import EngineError, engine_running
+from scripts.compose.images import ImageError, ensure_wheelhouse, local_images, pip_python, registry_reachable
+from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode
+from scripts.topology.compose import ComposeImages
+
+CLOSURE_PACK = REPO_ROOT / "scripts" / "phase8" / "run_phase8_closure_pack.py"
+CHILD_TEARDOWN_S = 180.0
+
+
+def say(message: str) -> None:
+    print(f"[compose] {message}", file=sys.stderr, flush=True)
+
+
+def choose_images(mode: str, work_dir: Path) -> ComposeImages:
+    if mode == "registry" or (mode == "auto" and registry_reachable()):
+        say("images: the registry's (compose file defaults)")
+        return ComposeImages()
+    say("images: local, from Debian's packages (no registry); wheelhouse of requirements.lock")
+    images = local_images(work_dir / "images.log")
+    ensure_wheelhouse(pip_python(), work_dir / "wheelhouse.log")
+    return images
+
+
+def closure_pack_argv(args: argparse.Namespace, images: ComposeImages) -> list[str]:
+    argv = [sys.executable, str(CLOSURE_PACK), "--ci-subset", "--topology", "compose"]
+    argv += ["--topology-name", args.topology_name, "--artifact-dir", str(args.artifact_dir)]
+    if images.postgres:
+        argv += ["--postgres-image", images.postgres]
+    if images.python_base:
+        argv += ["--python-base-image", images.python_base]
+    return [*argv, *args.closure_args]
+
+
+def run_closure_pack(argv: list[str]) -> int:
+    child = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        with interrupts.shielded():  # its teardown (`down -v`) must finish before the engine stops
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=CHILD_TEARDOWN_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        raise
+
+
+def verify_manifest(artifact_dir: Path) -> bool:
+    result = subprocess.run(
+        ["sha256sum", "--quiet", "-c", "manifest.sha256"], cwd=artifact_dir, stdin=subprocess.DEVNULL, check=False
+    )
+    return result.returncode == 0
+
+
+def ci(args: argparse.Namespace) -> int:
+    work_dir: Path = args.work_dir
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with interrupts.handling_signals():
+        try:
+            with engine_running(work_dir / "dockerd.log") as started:
+                say("engine: started dockerd for this run" if started else "engine: the one already running")
+                images = choose_images(args.images, work_dir)
+                code = run_closure_pack(closure_pack_argv(args, images))
+                if code != 0:
+                    return code
+                if not verify_manifest(args.artifact_dir):
+                    say(f"manifest verification failed in {args.artifact_dir}")
+                    return int(ExitCode.GATE_FAILED)
+                say(f"passed; manifest verified in {args.artifact_dir}")
+                return 0
+        except (EngineError, ImageError) as exc:
+            say(f"error: {exc}")
+            return int(ExitCode.USAGE_OR_ENVIRONMENT)
+        except KeyboardInterrupt:
+            say("interrupted: the closure pack took its containers down")
+            return int(ExitCode.GATE_FAILED)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.compose",
+        description=__doc__,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "ci",
+        help="engine, images, the CI subset in compose mode, manifest check",
+        description=__doc__,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--images",
+        choices=("auto", "registry", "local"),
+        default="auto",
+        help="auto: the registry's when Docker Hub answers, else local ones built from Debian's packages",
+    )
+    run.add_argument("--artifact-dir", type=Path, default=REPO_ROOT / "artifacts" / "b07-phase8-compose")
+    run.add_argument(
+        "--work-dir",
+        type=Path,
+        default=REPO_ROOT / "artifacts" / "compose",
+        help="dockerd.log, images.log and wheelhouse.log go here",
+    )
+    run.add_argument("--topology-name", default="phase8-compose", help="run name (state in .run/<name>.json)")
+    run.add_argument("closure_args", nargs="*", help="after --: more arguments for the closure pack")
+    args = parser.parse_args(argv)
+    args.artifact_dir = args.artifact_dir.resolve()
+    args.work_dir = args.work_dir.resolve()
+    return ci(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
