@@ -1,30 +1,47 @@
 """Fault scenarios under load, each judged by counting: nothing acknowledged may be lost or doubled.
 
-    python scripts/faults/run_faults.py [--artifact-dir artifacts/faults] [--rate 30] [--duration 20]
+    python scripts/faults/run_faults.py [--artifact-dir artifacts/faults] [--rate RPS] [--duration 20]
                                         [--scenario NAME ...]
 
 Brings up its own embedded topology (short breaker and redispatch timers, so recovery is visible
-within a run), runs the scenarios in order (worker kill -9, api kill -9, PostgreSQL restart, LLM
-provider error/hang/rate-limit), tears everything down, and writes faults_summary.json: one entry
-per scenario with acknowledged, persisted, lost, duplicated, recovery_s and status. The LLM entry
-also shows, per fault, whether the mock took it and the ledger outcomes it left; a fault without
-its outcomes fails the scenario.
+within a run), runs the loopback scenarios in order (worker kill -9, api kill -9, PostgreSQL
+restart, LLM provider error/hang/rate-limit, slowloris: scripts/faults/clients.py, WAL volume
+full: scripts/faults/disk.py), then a second topology split across network namespaces
+(scripts/topology/netns.py; needs root, skipped with a message otherwise) for the PostgreSQL
+crash and the two partitions (scripts/faults/network.py), then a third on RabbitMQ for the broker
+restart (scripts/faults/broker.py; skipped with a message where no local broker can be restarted;
+PHASE8_BROKER_URL names one). Tears everything down and
+writes faults_summary.json: one entry per scenario with the load rate, acknowledged, persisted,
+lost, duplicated (also per tenant), recovery_s, its negative control (one acknowledged event
+deleted behind the harness's back must fail the verdict) and status. The LLM entry also shows, per
+fault, whether the mock took it and the ledger outcomes it left; a fault without its outcomes
+fails the scenario.
+
+The webhook rate defaults to half the newest capacity sweep's max sustainable rate, else the
+soak's stated default (scripts/soak: DEFAULT_RPS); the LLM scenario keeps its own task rate
+(FIXED_RATES). Timing bounds (recovery limits, the partition's 2 s, slowloris's p99) are judged on
+whatever machine runs this: a busy shared one can miss them where counts stay exact.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
-
-from scripts.faults.scenarios import SCENARIOS
+from scripts.faults import broker
+from scripts.faults.clients import slowloris
+from scripts.faults.disk import postgres_out_of_disk
+from scripts.faults.network import NETNS_SCENARIOS
+from scripts.faults.scenarios import SCENARIOS, ScenarioResult
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, redact_dsn
 from scripts.r3 import database
+from scripts.soak.__main__ import SWEEP_FILE, default_rps
 from scripts.topology import Topology, TopologyConfig, TopologyError
 
 FAULT_ENV = {
@@ -32,31 +49,86 @@ FAULT_ENV = {
     "LLM_TIMEOUT_S": "2",  # the 5 s hang is a timeout
     "OUTBOX_REDISPATCH_AFTER_S": "10",  # work whose message died with the worker is sent again
 }
-RECOVERY_LIMITS_S = {"worker_kill_9": 30.0, "postgres_restart": 60.0}
+RECOVERY_LIMITS_S = {"worker_kill_9": 30.0, "postgres_restart": 60.0, "postgres_crash": 60.0, "broker_restart": 60.0}
+# The LLM scenario sends LLM tasks, not webhooks: each phase must be ledgered completely before the
+# next fault, so it keeps the task rate it was built for rather than the webhook load's.
+FIXED_RATES = {"llm_provider_faults": 30.0}
+LOOPBACK_SCENARIOS = {**SCENARIOS, "slowloris": slowloris, "postgres_out_of_disk": postgres_out_of_disk}
+BROKER_SCENARIOS = {"broker_restart": broker.broker_restart}
+ALL_SCENARIOS = {**LOOPBACK_SCENARIOS, **NETNS_SCENARIOS, **BROKER_SCENARIOS}
+
+
+def run_group(names: list[str], config: TopologyConfig, rate: float, duration_s: float) -> list[dict[str, Any]]:
+    """One topology, the scenarios ``names`` in order on it, each with its recovery limit applied."""
+    results = []
+    with Topology(config) as topology:
+        assert topology.dsns is not None  # set by up()
+        engine = database.runtime_engine(topology.dsns.runtime_sync)
+        for name in names:
+            print(f"[faults] {name} ...", file=sys.stderr, flush=True)
+            started = time.monotonic()
+            scenario_rate = FIXED_RATES.get(name, rate)
+            engine.dispose()  # a scenario before may have restarted the server under our pooled connections
+            try:
+                result: ScenarioResult = ALL_SCENARIOS[name](topology, engine, scenario_rate, duration_s)
+            except Exception as exc:  # one broken scenario must not cost the others their verdicts
+                print(redact_dsn(traceback.format_exc()), file=sys.stderr, flush=True)
+                result = ScenarioResult(name, 0, 0, 0, 0, None, "failed", {"error": redact_dsn(repr(exc))[:500]})
+            limit = RECOVERY_LIMITS_S.get(name)
+            if limit is not None and (result.recovery_s is None or result.recovery_s > limit):
+                result.status = "failed"
+                result.details["recovery_limit_s"] = limit
+            result.details.update(rate=scenario_rate, topology=config.name)
+            result.details["took_s"] = round(time.monotonic() - started, 1)
+            print(f"[faults] {name}: {result.status} {json.dumps(result.as_dict())}", file=sys.stderr, flush=True)
+            results.append(result.as_dict())
+        engine.dispose()
+    return results
+
+
+def skipped(name: str, why: str) -> dict[str, Any]:
+    print(f"[faults] {name}: skipped ({why})", file=sys.stderr, flush=True)
+    return {"name": name, "status": "skipped", "why": why, "acknowledged": 0, "lost": 0, "duplicated": 0}
+
+
+def run_on_rabbitmq(names: list[str], artifact_dir: Path, rate: float, duration_s: float) -> list[dict[str, Any]]:
+    """The broker scenarios in a topology whose Celery broker is RabbitMQ; skipped where none can be restarted."""
+    why = broker.unavailable()
+    if why:
+        return [skipped(name, why) for name in names]
+    with broker.run_vhost() as url:
+        env = {**FAULT_ENV, "CELERY_BROKER_URL": url}
+        config = TopologyConfig(artifact_dir=artifact_dir / "amqp", name="faults-amqp", extra_env=env, stop_grace_s=3.0)
+        return run_group(names, config, rate, duration_s)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     artifact_dir: Path = args.artifact_dir.resolve()
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    config = TopologyConfig(artifact_dir=artifact_dir, name="faults", extra_env=FAULT_ENV, stop_grace_s=3.0)
+    rate, rate_source = (args.rate, "--rate") if args.rate else default_rps(SWEEP_FILE)
+    selected = args.scenario or list(ALL_SCENARIOS)
+    loopback = [name for name in selected if name in LOOPBACK_SCENARIOS]
+    netns = [name for name in selected if name in NETNS_SCENARIOS]
+    amqp = [name for name in selected if name in BROKER_SCENARIOS]
     results = []
     started = time.monotonic()
-    with Topology(config) as topology:
-        assert topology.dsns is not None  # set by up()
-        engine = database.runtime_engine(topology.dsns.runtime_sync)
-        for name in args.scenario or list(SCENARIOS):
-            print(f"[faults] {name} ...", file=sys.stderr, flush=True)
-            result = SCENARIOS[name](topology, engine, args.rate, args.duration)
-            limit = RECOVERY_LIMITS_S.get(name)
-            if limit is not None and (result.recovery_s is None or result.recovery_s > limit):
-                result.status = "failed"
-                result.details["recovery_limit_s"] = limit
-            print(f"[faults] {name}: {result.status} {json.dumps(result.as_dict())}", file=sys.stderr, flush=True)
-            results.append(result.as_dict())
-        engine.dispose()
+    if loopback:
+        config = TopologyConfig(artifact_dir=artifact_dir, name="faults", extra_env=FAULT_ENV, stop_grace_s=3.0)
+        results += run_group(loopback, config, rate, args.duration)
+    if netns and os.geteuid() != 0:
+        results += [skipped(name, "network namespaces need root") for name in netns]
+    elif netns:
+        config = TopologyConfig(
+            artifact_dir=artifact_dir / "netns", name="faults-netns", extra_env=FAULT_ENV, stop_grace_s=3.0, netns=True
+        )
+        results += run_group(netns, config, rate, args.duration)
+    if amqp:
+        results += run_on_rabbitmq(amqp, artifact_dir, rate, args.duration)
+    judged = [r for r in results if r["status"] != "skipped"]
     summary = {
-        "status": "passed" if all(r["status"] == "passed" for r in results) else "failed",
-        "rate": args.rate,
+        "status": "passed" if judged and all(r["status"] == "passed" for r in judged) else "failed",
+        "rate": rate,
+        "rate_source": rate_source,
         "duration_s": args.duration,
         "acknowledged": sum(r["acknowledged"] for r in results),
         "lost": sum(r["lost"] for r in results),
@@ -72,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--artifact-dir", type=Path, default=Path("artifacts/faults"))
-    parser.add_argument("--rate", type=float, default=30.0, help="webhooks per second during each scenario")
+    parser.add_argument(
+        "--rate", type=float, help="webhooks per second during each scenario (default: half the sweep's max)"
+    )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per scenario")
-    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="run only these")
+    parser.add_argument("--scenario", action="append", choices=sorted(ALL_SCENARIOS), help="run only these")
     args = parser.parse_args(argv)
     try:
         summary = run(args)

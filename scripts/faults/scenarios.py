@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import psycopg
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 
 from app.core.db import tenant_transaction_sync
 from scripts.harness import PollOutcome, poll_until
@@ -103,46 +105,111 @@ def first_ack_after(record: RunRecord, moment: float) -> float | None:
     return round(min(done) - offset, 3) if done else None
 
 
+def acknowledged_by_tenant(plan: StormPlan, record: RunRecord) -> dict[int, set[str]]:
+    """The external ids each tenant's 2xx answers acknowledged."""
+    acked: dict[int, set[str]] = {index: set() for index in range(len(plan.tenants))}
+    for outcome in record.outcomes:
+        if outcome.status in (200, 202):
+            sent = plan.sent[outcome.tag]
+            acked[sent.tenant].add(sent.external_id)
+    return acked
+
+
+def tenant_counts(acked: set[str], stored: dict[str, int]) -> dict[str, int]:
+    """One tenant's exact counts: what it acknowledged, and how much of that is missing or stored twice."""
+    return {
+        "acknowledged": len(acked),
+        "persisted": len(acked & set(stored)),
+        "lost": len(acked - set(stored)),
+        "duplicated": sum(count - 1 for count in stored.values() if count > 1),
+        "stored_without_ack": len(set(stored) - acked),  # committed, but the answer never arrived
+    }
+
+
 def judge_webhooks(
     name: str, engine: Engine, plan: StormPlan, record: RunRecord, recovery_s: float | None, drain_timeout_s: float
 ) -> ScenarioResult:
-    acked = {plan.sent[o.tag].external_id for o in record.outcomes if o.status in (200, 202)}
+    """Per tenant, exactly once: every acknowledged event stored once, none twice, every conversion attributed."""
+    acked = acknowledged_by_tenant(plan, record)
     attributed, drain_s = database.wait_attributed(engine, plan.tenants, drain_timeout_s)
-    stored: dict[str, int] = {}
-    conversions = attributed_conversions = 0
-    for tenant in plan.tenants:
+    per_tenant: dict[str, dict[str, int]] = {}
+    for index, tenant in enumerate(plan.tenants):
         with tenant_transaction_sync(tenant.context, engine) as conn:
-            stored.update({row[0]: int(row[1]) for row in conn.execute(STORED_IDS_SQL)})
+            stored = {row[0]: int(row[1]) for row in conn.execute(STORED_IDS_SQL)}
         counts = database.stored_counts(engine, tenant)
-        conversions += counts.conversions
-        attributed_conversions += counts.attributed_conversions
-    lost = len(acked - set(stored))
-    duplicated = sum(count - 1 for count in stored.values() if count > 1)
+        per_tenant[str(index)] = {
+            **tenant_counts(acked[index], stored),
+            "conversions": counts.conversions,
+            "unattributed_conversions": counts.conversions - counts.attributed_conversions,
+        }
+    total = {key: sum(t[key] for t in per_tenant.values()) for key in next(iter(per_tenant.values()))}
     unexplained = sum(1 for o in record.outcomes if o.status is not None and o.status >= 500 and o.status != 503)
     ok = (
-        lost == 0
-        and duplicated == 0
+        total["lost"] == 0
+        and total["duplicated"] == 0
         and unexplained == 0  # an outage is a 503 with Retry-After, never a bare 500
         and attributed
-        and attributed_conversions == conversions
+        and total["unattributed_conversions"] == 0
         and recovery_s is not None
     )
     return ScenarioResult(
         name,
-        acknowledged=len(acked),
-        persisted=len(acked & set(stored)),
-        lost=lost,
-        duplicated=duplicated,
+        acknowledged=total["acknowledged"],
+        persisted=total["persisted"],
+        lost=total["lost"],
+        duplicated=total["duplicated"],
         recovery_s=recovery_s,
         status="passed" if ok else "failed",
         details={
             "sent": len(record.outcomes),
             "answers": answer_counts(record.outcomes),
-            "stored_without_ack": len(set(stored) - acked),  # committed, but the answer never arrived
+            "stored_without_ack": total["stored_without_ack"],
             "attributed": attributed,
             "attribution_drain_s": drain_s,
+            "tenants": per_tenant,
         },
     )
+
+
+def judged(
+    name: str,
+    topology: Topology,
+    engine: Engine,
+    load: Background,
+    record: RunRecord,
+    recovery_s: float | None,
+    drain_timeout_s: float,
+) -> ScenarioResult:
+    """The scenario's verdict, then its negative control on the same tenants; a control that does not
+    catch the deleted event fails the scenario (a verdict that cannot fail proves nothing)."""
+    result = judge_webhooks(name, engine, load.plan, record, recovery_s, drain_timeout_s)
+    control = negative_control(topology, engine, load.plan, record, result)
+    result.details["negative_control"] = control
+    if not control["caught"]:
+        result.status = "failed"
+    return result
+
+
+DELETE_EVENT_SQL = "DELETE FROM attribution_events WHERE tenant_id = %s AND external_event_id = %s"
+
+
+def negative_control(
+    topology: Topology, engine: Engine, plan: StormPlan, record: RunRecord, result: ScenarioResult
+) -> dict[str, Any]:
+    """Delete one acknowledged event behind the harness's back (as the superuser) and judge again: the
+    verdict must now fail with exactly one lost. The scenario's tenants are its own, so nothing else
+    is touched. Returns what the control saw; ``caught`` false fails the scenario."""
+    acked = acknowledged_by_tenant(plan, record)
+    index = next((i for i, ids in acked.items() if ids), None)
+    if index is None or topology.admin_url is None:
+        return {"caught": False, "why": "nothing was acknowledged, so there is nothing to lose"}
+    victim = sorted(acked[index])[0]
+    admin = make_url(topology.admin_url).set(database=topology.database).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        deleted = conn.execute(DELETE_EVENT_SQL, (plan.tenants[index].tenant_id, victim)).rowcount
+    control = judge_webhooks(result.name, engine, plan, record, result.recovery_s, 30)
+    caught = deleted == 1 and control.status == "failed" and control.lost == 1
+    return {"caught": caught, "deleted": deleted, "control_status": control.status, "control_lost": control.lost}
 
 
 def kill_worker(topology: Topology, engine: Engine, rate: float, duration_s: float) -> ScenarioResult:
@@ -153,7 +220,7 @@ def kill_worker(topology: Topology, engine: Engine, rate: float, duration_s: flo
     time.sleep(1.0)  # a supervisor notices and restarts it
     topology.start_service("worker")
     recovery = round(time.monotonic() - killed, 3) if wait_worker_healthy(topology).ok else None
-    return judge_webhooks("worker_kill_9", engine, load.plan, load.join(), recovery, 90)
+    return judged("worker_kill_9", topology, engine, load, load.join(), recovery, 90)
 
 
 def kill_api(topology: Topology, engine: Engine, rate: float, duration_s: float) -> ScenarioResult:
@@ -164,7 +231,11 @@ def kill_api(topology: Topology, engine: Engine, rate: float, duration_s: float)
     time.sleep(1.0)
     topology.start_service("api")
     record = load.join()
-    return judge_webhooks("api_kill_9", engine, load.plan, record, first_ack_after(record, killed), 90)
+    recovery = first_ack_after(record, killed)
+    if recovery is None:  # on a busy machine the api can take longer to start than the load lasts
+        ready = poll_until(f"{topology.api_url}/health/ready", timeout_s=90, interval_s=0.2)
+        recovery = round(time.perf_counter() - killed, 3) if ready.ok else None
+    return judged("api_kill_9", topology, engine, load, record, recovery, 90)
 
 
 def restart_postgres(topology: Topology, engine: Engine, rate: float, duration_s: float) -> ScenarioResult:
@@ -176,7 +247,7 @@ def restart_postgres(topology: Topology, engine: Engine, rate: float, duration_s
     restarted = time.perf_counter()
     record = load.join()
     engine.dispose()  # our own pooled connections died with the server
-    result = judge_webhooks("postgres_restart", engine, load.plan, record, first_ack_after(record, restarted), 120)
+    result = judged("postgres_restart", topology, engine, load, record, first_ack_after(record, restarted), 120)
     worker = wait_worker_healthy(topology)
     result.details["worker_healthy_after_s"] = round(worker.elapsed_s, 3) if worker.ok else None
     return result
