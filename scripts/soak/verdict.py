@@ -1,0 +1,124 @@
+"""The soak's verdict, as pure functions of the samples.
+
+A metric passes when its least-squares trend over the judged window (everything after the warm-up)
+adds no more than ``SLOPE_FRACTION`` of its mean level over that window, or no more than its unit's
+noise floor, whichever is larger: ``slope * window_s <= max(SLOPE_FRACTION * |mean|, floor)``. The
+floors keep near-zero series (a backlog hovering between 0 and 3) from failing on noise; they are
+far below what an unpruned table adds in minutes. Intake p99 after the warm-up must stay within
+``P99_RATIO`` of the warm-up's, and the run must have no errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SLOPE_FRACTION = 0.10
+P99_RATIO = 1.5
+# What each unit may drift over the judged window whatever its level. A process's memory moves by a
+# few MiB as allocators and caches settle; a pruned table's files grow in steps until vacuum first
+# frees space for reuse.
+NOISE_FLOOR = {"bytes": 4 * 2**20, "table_bytes": 2**20, "rows": 500.0, "count": 100.0, "seconds": 2.0}
+
+
+@dataclass(frozen=True)
+class Trend:
+    metric: str
+    unit: str
+    samples: int
+    mean: float
+    slope_per_s: float
+    growth: float  # slope * window: what the trend adds over the judged window
+    allowed: float
+    passed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "samples": self.samples,
+            "mean": round(self.mean, 3),
+            "slope_per_s": round(self.slope_per_s, 6),
+            "growth_over_window": round(self.growth, 3),
+            "allowed_growth": round(self.allowed, 3),
+            "status": "passed" if self.passed else "failed",
+        }
+
+
+def slope(times: Sequence[float], values: Sequence[float]) -> float:
+    """Least-squares slope of values against times (0 for fewer than two distinct times)."""
+    n = len(times)
+    if n < 2:
+        return 0.0
+    mean_t, mean_v = sum(times) / n, sum(values) / n
+    var = sum((t - mean_t) ** 2 for t in times)
+    if var == 0:
+        return 0.0
+    return sum((t - mean_t) * (v - mean_v) for t, v in zip(times, values, strict=True)) / var
+
+
+def trend(
+    metric: str,
+    unit: str,
+    times: Sequence[float],
+    values: Sequence[float],
+    fraction: float = SLOPE_FRACTION,
+) -> Trend:
+    """Judge one series (already restricted to the judged window)."""
+    fitted = slope(times, values)
+    window = (max(times) - min(times)) if times else 0.0
+    mean = sum(values) / len(values) if values else 0.0
+    growth = fitted * window
+    allowed = max(fraction * abs(mean), NOISE_FLOOR[unit])
+    return Trend(metric, unit, len(values), mean, fitted, growth, allowed, growth <= allowed)
+
+
+def judge_series(
+    series: dict[str, tuple[str, list[tuple[float, float]]]], warmup_s: float, fraction: float = SLOPE_FRACTION
+) -> dict[str, Trend]:
+    """Every series ({name: (unit, [(t_s, value), ...])}) judged on its points after ``warmup_s``."""
+    judged = {}
+    for name, (unit, points) in series.items():
+        after = [(t, v) for t, v in points if t >= warmup_s]
+        judged[name] = trend(name, unit, [t for t, _ in after], [v for _, v in after], fraction)
+    return judged
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # passed | failed
+    failures: list[str]
+    trends: dict[str, Trend]
+    p99_warmup_ms: float
+    p99_after_ms: float
+    errors: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "failures": self.failures,
+            "p99_warmup_ms": self.p99_warmup_ms,
+            "p99_after_warmup_ms": self.p99_after_ms,
+            "p99_ratio": round(self.p99_after_ms / self.p99_warmup_ms, 3) if self.p99_warmup_ms else None,
+            "errors": self.errors,
+            "trends": {name: t.as_dict() for name, t in sorted(self.trends.items())},
+        }
+
+
+def decide(
+    trends: dict[str, Trend],
+    p99_warmup_ms: float,
+    p99_after_ms: float,
+    errors: int,
+    p99_ratio: float = P99_RATIO,
+) -> Verdict:
+    failures = [
+        f"{t.metric} grows: +{t.growth:.0f} {t.unit} over the window > {t.allowed:.0f} allowed"
+        for t in trends.values()
+        if not t.passed
+    ]
+    if p99_warmup_ms > 0 and p99_after_ms > p99_ratio * p99_warmup_ms:
+        failures.append(f"intake p99 {p99_after_ms:.1f} ms > {p99_ratio:g} x warm-up's {p99_warmup_ms:.1f} ms")
+    if errors:
+        failures.append(f"{errors} errors")
+    return Verdict("failed" if failures else "passed", failures, trends, p99_warmup_ms, p99_after_ms, errors)
