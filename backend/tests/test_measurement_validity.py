@@ -22,11 +22,10 @@ def ours(late_starts: int, requests: int = 6000) -> dict[str, Any]:
     return {"late_starts": late_starts, "requests": requests}
 
 
-def test_crosscheck_is_invalid_when_either_tool_fell_behind() -> None:
-    assert harness_problems(ours(0), {"dropped_iterations": 0}) == []
-    assert harness_problems(ours(5), {"dropped_iterations": 0}) == []  # scheduling noise, not a trend
-    assert "our generator fell behind" in harness_problems(ours(200), {"dropped_iterations": 0})[0]
-    assert "k6 fell behind" in harness_problems(ours(0), {"dropped_iterations": 3})[0]
+def test_crosscheck_is_invalid_when_our_generator_fell_behind() -> None:
+    assert harness_problems(ours(0)) == []
+    assert harness_problems(ours(5)) == []  # scheduling noise, not a trend
+    assert "our generator fell behind" in harness_problems(ours(200))[0]
 
 
 def null_summary(p99_ms: float, late_starts: int = 0) -> dict[str, Any]:

@@ -54,22 +54,37 @@ EVIDENCE = """
   `sql/phase8_llm_outcomes.csv`, `sql/phase8_topology_counts.csv`, `sql/phase8_pg_snapshot.csv`.
 - `r3/ingestion_under_fire.json` (load result: rates, HDR percentiles corrected and uncorrected,
   answers by kind, exact database counts, PII check, null benchmark, plain-insert baseline,
-  per-second series), `r3/llm_background_load.json`, `r3/k6_crosscheck.json`, and in full physics
-  `r3/ingestion_sweep.json`.
+  per-second series), `r3/llm_background_load.json`, `r3/k6_crosscheck.json` (rate, duration,
+  tolerances, both tools' figures), and in full physics `r3/ingestion_sweep.json` (the sustained
+  sweep, the HTTP peer, `ratio_to_http_peer`) with `r3/ingestion_sweep.profile.<step>.json` beside
+  it (CPU per process role, the api's probe time, PostgreSQL waits and statistics deltas).
 
 ## Load profiles per mode (EG8.5)
 | mode | ingestion profile | also |
 |---|---|---|
 | `--ci-subset` | `sanity`: 5 rps x 10 s, p95 < 2000 ms | null benchmark, k6 cross-check, LLM background load |
 | default | `eg3_4`: 46 rps x 60 s, p95 < 2000 ms | null benchmark, k6 cross-check, LLM background load |
-| `--full-physics` | `eg3_4`, then `sweep` (p99 < 250 ms, no errors, exact counts) | sweep floor 800 rps |
+| `--full-physics` | `eg3_4`, then the sustained `sweep` (below), then the HTTP peer | sweep floor 800 rps |
+
+The sustained sweep: rising steps of 60 s back to back on one database (nothing drained between
+steps). A step holds only if intake p99 < 250 ms, zero errors, exact counts, attribution lag p99
+< 5 s (event accepted -> its attribution result visible) and the outbox pending at the step's end
+is at most one second's worth of its accepted events; `max_sustainable_rps` is the highest rate of
+the unbroken run of held steps. Each step reports `duration_s`, `attribution_lag_p50_ms`,
+`attribution_lag_p99_ms`, `outbox_pending_at_end`. The same generator and bodies then drive a
+trivial FastAPI + asyncpg insert endpoint on the same PostgreSQL (`peer_http_insert_max_rps`,
+`ratio_to_http_peer`). The former 15 s steps from an empty queue remain as the `burst` profile
+(`max_burst_rps`), never reported as sustainable. The k6 cross-check runs in every mode at the
+headline rate (the sweep's max sustainable rate, at least 800 rps) for 30 s against a 2 ms null
+service; latency from send in both tools within 1 ms + 10%, and any k6 dropped iteration fails it.
 
 Every profile also requires: achieved rate >= 98% of target, zero transport errors and 5xx, each
 storm answered as expected, database counts equal to the answers, attribution drained, and none
 of the raw PII sent stored. Scripts: `scripts/r3/ingestion_under_fire.py` (usable alone with
 `--base-url` and `--dsn`), `scripts/phase8/llm_background_load.py`, `scripts/phase8/collect_sql_probes.py`.
 Negative controls: `--no-llm-background-load`, or the kill switch on for the whole window, leave
-`perf_composed_llm_calls` at 0 and EG8.5 fails.
+`perf_composed_llm_calls` at 0 and EG8.5 fails; a frozen worker makes a sustained step fail on lag
+and backlog; a k6 run with a dropped iteration fails the cross-check.
 
 ## Failure interpretation
 - `phase8_gate_summary.json.status=failed`: read `error`, then the failed gate's first log below.

@@ -94,11 +94,7 @@ def write_attestation(root: Path, summary: dict[str, Any]) -> Path:
 
 def start_step(name: str, argv: list[str], logs_dir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start one harness step as its own process, its output appended to ``logs/<name>.log``."""
-    full_env = {
-        **os.environ,
-        **env,
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "backend")]),
-    }
+    full_env = {**os.environ, **env}
     with (logs_dir / f"{name}.log").open("ab") as log, interrupts.shielded():
         # Shielded: a signal now is recorded, and finish_step (which must follow) stops the step.
         shown = " ".join(Path(a).name if a == sys.executable else a for a in argv)

@@ -23,12 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
-
 from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
-from app.services.tenants import ProvisionedTenant
+from app.tenants.service import ProvisionedTenant
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit
 from scripts.r3 import database
 from scripts.r3.openloop import Outcome, Shot, answer_counts, fire, latency_histogram, percentiles

@@ -78,6 +78,18 @@ def latency_svg(series: list[dict[str, Any]], width: int = 720, height: int = 24
     )
 
 
+def _sweep_steps(sweep: dict[str, Any]) -> str:
+    """One row per sustained step: intake p99, attribution lag, backlog at the end, verdict."""
+    keys: tuple[str, ...] = ("target_rps", "duration_s", "p99_ms", "attribution_lag_p50_ms")
+    keys += ("attribution_lag_p99_ms", "outbox_pending_at_end", "status")
+    head = "".join(f"<th>{escape(k)}</th>" for k in keys)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(step.get(k)))}</td>" for k in keys) + "</tr>"
+        for step in sweep.get("steps", [])
+    )
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
 def render(artifact_dir: Path, summary: dict[str, Any]) -> Path:
     ingestion = read_json_object(artifact_dir / "r3" / "ingestion_under_fire.json")
     sweep = read_json_object(artifact_dir / "r3" / "ingestion_sweep.json")
@@ -93,13 +105,18 @@ def render(artifact_dir: Path, summary: dict[str, Any]) -> Path:
         f"<tr><th>ratio to baseline (this profile)</th><td>{eg85.get('ratio_to_baseline')}</td></tr>"
         f"<tr><th>max sustainable rps (sweep)</th><td>{sustainable}</td></tr>"
         f"<tr><th>sweep ratio to its baseline</th><td>{sweep_ratio}</td></tr>"
+        f"<tr><th>HTTP peer max sustainable rps (same run)</th><td>{eg85.get('peer_http_insert_max_rps')}</td></tr>"
+        f"<tr><th>ratio to the HTTP peer</th><td>{eg85.get('ratio_to_http_peer')}</td></tr>"
         f"<tr><th>null benchmark p99 (harness floor, ms)</th><td>{eg85.get('null_benchmark_p99_ms')}</td></tr>"
         f"<tr><th>LLM calls ledgered in the ingestion window</th><td>{eg85.get('perf_composed_llm_calls')}</td></tr>"
         "</table>"
     )
     sweep_part = ""
     if sweep:
-        sweep_part = f"<h2>Capacity sweep</h2>{_latency_table(sweep)}{latency_svg(sweep.get('timeseries', []))}"
+        sweep_part = (
+            f"<h2>Sustained capacity sweep</h2>{_sweep_steps(sweep)}{_latency_table(sweep)}"
+            f"{latency_svg(sweep.get('timeseries', []))}"
+        )
     html = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Phase 8 closure pack: {status}</title>
 <style>{STYLE}</style></head><body>

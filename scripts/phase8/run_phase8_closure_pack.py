@@ -14,6 +14,11 @@ the topology, writes a failed summary naming the step, and exits 1.
 
 Modes: --ci-subset runs the sanity load profile (5 rps x 10 s), the default the EG3.4 profile
 (46 rps x 60 s), --full-physics adds the capacity sweep. Each runs the null benchmark first.
+
+Topologies: --topology native (the default) runs PostgreSQL and the three processes on this host;
+--topology compose runs docker-compose.e2e.yml on a Docker engine (`docker compose`, else
+`docker-compose`), with the same gates; --postgres-image / --python-base-image (env POSTGRES_IMAGE,
+PYTHON_BASE_IMAGE) replace the registry's base images, e.g. with scripts/compose/build_local_images.sh's.
 """
 
 from __future__ import annotations
@@ -29,8 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
-
 from scripts import interrupts
 from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode, redact_dsn
 from scripts.phase8 import ci_reports
@@ -38,6 +41,7 @@ from scripts.phase8.evidence import write_attestation, write_manifest
 from scripts.phase8.gates import GATES, Gate, GateContext, GateResult, timed
 from scripts.phase8.report import render
 from scripts.topology import Topology, TopologyConfig, TopologyError
+from scripts.topology.compose import ComposeImages, ComposeTopology
 
 SUMMARY = "phase8_gate_summary.json"
 
@@ -78,6 +82,13 @@ def record(summary: dict[str, Any], gate: Gate, result: GateResult) -> None:
     )
 
 
+def make_topology(args: argparse.Namespace, config: TopologyConfig) -> Topology:
+    if args.topology == "native":
+        return Topology(config)
+    images = ComposeImages(postgres=args.postgres_image, python_base=args.python_base_image, build=not args.no_build)
+    return ComposeTopology(config, images)
+
+
 def run(args: argparse.Namespace) -> int:
     artifact_dir: Path = args.artifact_dir.resolve()
     prepare(artifact_dir)
@@ -91,16 +102,16 @@ def run(args: argparse.Namespace) -> int:
         "artifact_dir": str(artifact_dir),
         "gates": {},
     }
-    topology = Topology(
-        TopologyConfig(
-            artifact_dir=artifact_dir,
-            name=args.topology_name,
-            admin_database_url=args.admin_database_url,
-            api_processes=args.api_processes,
-            worker_replicas=args.worker_replicas,
-            extra_env={"CELERY_BROKER_URL": args.broker_url} if args.broker_url else {},
-        )
+    config = TopologyConfig(
+        artifact_dir=artifact_dir,
+        name=args.topology_name,
+        admin_database_url=args.admin_database_url,
+        api_processes=args.api_processes,
+        worker_replicas=args.worker_replicas,
+        extra_env={"CELERY_BROKER_URL": args.broker_url} if args.broker_url else {},
     )
+    topology = make_topology(args, config)
+    summary["topology"] = args.topology
     summary["shape"] = {
         "api_processes": args.api_processes,
         "worker_replicas": args.worker_replicas,
@@ -198,6 +209,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--topology-name", default="phase8", help="run name (state in .run/<name>.json)")
     parser.add_argument(
+        "--topology",
+        choices=("native", "compose"),
+        default=os.environ.get("PHASE8_TOPOLOGY", "native"),
+        help="native: processes on this host (default); compose: docker-compose.e2e.yml on a Docker engine "
+        "(env PHASE8_TOPOLOGY)",
+    )
+    parser.add_argument(
+        "--postgres-image",
+        default=os.environ.get("POSTGRES_IMAGE"),
+        help="compose: PostgreSQL image instead of postgres:16 (env POSTGRES_IMAGE)",
+    )
+    parser.add_argument(
+        "--python-base-image",
+        default=os.environ.get("PYTHON_BASE_IMAGE"),
+        help="compose: base of the app image instead of python:3.11-slim (env PYTHON_BASE_IMAGE)",
+    )
+    parser.add_argument("--no-build", action="store_true", help="compose: reuse the app image as it is")
+    parser.add_argument(
         "--gate",
         action="append",
         choices=[gate.id for gate in GATES],
@@ -219,7 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sweep-floor", type=float, default=800.0, help="full physics: least sustainable rate the sweep must find"
     )
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.topology == "compose" and (
+        args.admin_database_url or args.broker_url or args.api_processes != 1 or args.worker_replicas != 1
+    ):
+        parser.error(
+            "--topology compose runs the compose file's shape: its own PostgreSQL (no --admin-database-url), "
+            "the database as broker, one api process, one worker"
+        )
+    return run(args)
 
 
 if __name__ == "__main__":

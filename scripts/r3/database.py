@@ -16,8 +16,8 @@ import asyncpg
 from sqlalchemy import Engine, create_engine, text
 
 from app.core.db import tenant_transaction_sync
-from app.core.tenancy import TENANT_GUC
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.core.tenancy import DEFAULT_CONTEXT_TTL_S, SET_SESSION_CONTEXT_ASYNCPG
+from app.tenants.service import ProvisionedTenant, create_tenant
 from scripts.harness import sync_dsn
 
 
@@ -106,7 +106,8 @@ async def _baseline(dsn: str, tenant: ProvisionedTenant, seconds: float, concurr
     async def writer(slot: int) -> None:
         conn = await asyncpg.connect(dsn)
         try:
-            await conn.execute(f"SELECT set_config('{TENANT_GUC}', $1, false)", str(tenant.tenant_id))
+            # the session keeps one tenant for the whole run: its token outlives the run
+            await conn.execute(SET_SESSION_CONTEXT_ASYNCPG, tenant.context.token(seconds + DEFAULT_CONTEXT_TTL_S))
             while time.perf_counter() < deadline:
                 await conn.execute(BASELINE_INSERT_SQL, tenant.tenant_id, f"base-{uuid.uuid4().hex}", payload)
                 counts[slot] += 1

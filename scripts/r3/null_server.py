@@ -15,9 +15,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
 
 from scripts.harness import REPO_ROOT
 from scripts.r3.openloop import Shot

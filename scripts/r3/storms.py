@@ -1,4 +1,4 @@
-"""The webhook traffic of ingestion under fire: valid events with storms mixed in (DESIGN §10).
+"""The webhook traffic of ingestion under fire: valid events with storms mixed in (docs/ops/phase8/README.md).
 
 Every request has a kind, and every kind a known effect, so the run can be judged exactly:
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.services.tenants import ProvisionedTenant
-from app.services.webhook_signatures import sign
+from app.tenants.service import ProvisionedTenant
+from app.webhooks.signatures import sign
 from scripts.r3.openloop import Outcome, Shot
 
 STORM_WEIGHTS: dict[str, float] = {
