@@ -14,9 +14,12 @@ $(STAMP):
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "nox==$(NOX_VERSION)" "uv==$(UV_VERSION)"
 	touch $@
 
-# The operator's Python: .venv/bin/python runs every script (python -m scripts.ops.tenants, ...).
-$(LOCK_STAMP): requirements.lock $(STAMP)
+# The operator's Python: .venv/bin/python runs every script from any directory
+# (.venv/bin/python -m scripts.ops.tenants, .venv/bin/python scripts/identity/audit_privileges.py, ...):
+# the pinned lock, then the project itself as an editable install.
+$(LOCK_STAMP): requirements.lock pyproject.toml $(STAMP)
 	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python -r requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python --no-deps -e .
 	touch $@
 
 setup: $(LOCK_STAMP)  ## create .venv with nox and the pinned lock (nox sessions install their own)
@@ -24,8 +27,8 @@ setup: $(LOCK_STAMP)  ## create .venv with nox and the pinned lock (nox sessions
 test: $(STAMP)  ## lint, type-check, unit + integration tests (live embedded topology)
 	$(NOX) -s lint typecheck tests
 
-phase8: $(STAMP)  ## the Phase 8 closure pack, default mode -> artifacts/b07-phase8
-	$(NOX) -s phase8
+phase8: $(STAMP)  ## the Phase 8 closure pack, default mode -> artifacts/b07-phase8 (TOPOLOGY=compose: on Docker)
+	$(NOX) -s phase8 $(if $(TOPOLOGY),-- --topology $(TOPOLOGY))
 
 ci-subset: $(STAMP)  ## the closure pack's CI subset
 	$(NOX) -s ci_subset

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import nox
 
 nox.options.default_venv_backend = "uv"
@@ -13,11 +11,12 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 
 PYTHON = "3.11"
 LOCK = "requirements.lock"
-ENV = {"PYTHONPATH": os.pathsep.join([".", "backend"])}
 
 
 def install_locked(session: nox.Session) -> None:
+    """The pinned lock, then the project itself (editable, no dependency resolution of its own)."""
     session.install("-r", LOCK)
+    session.install("--no-deps", "-e", ".")
 
 
 def split_marker(args: list[str], marker: str) -> tuple[list[str], list[str]]:
@@ -39,8 +38,8 @@ def tests(session: nox.Session) -> None:
     file, ``-k expr``, ``-m expr``); a run that selects nothing (pytest's exit 5) is not a failure."""
     install_locked(session)
     parallel, alone = split_marker(session.posargs, "timing")
-    session.run("pytest", "-n", "2", "--dist", "loadfile", *parallel, env=ENV, success_codes=[0, 5])
-    session.run("pytest", *alone, env=ENV, success_codes=[0, 5])
+    session.run("pytest", "-n", "2", "--dist", "loadfile", *parallel, success_codes=[0, 5])
+    session.run("pytest", *alone, success_codes=[0, 5])
 
 
 @nox.session(python=PYTHON)
@@ -55,7 +54,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy (strict) on backend/app and scripts."""
     install_locked(session)
-    session.run("mypy", env=ENV)
+    session.run("mypy")
 
 
 @nox.session(python=PYTHON)
@@ -63,18 +62,34 @@ def bench(session: nox.Session) -> None:
     """Benchmarks; each writes artifacts/bench/<name>.json and prints its figures."""
     install_locked(session)
     for bench_module in ("topology_bench", "llm_boundary_bench", "queue_honesty"):
-        session.run("python", "-m", f"scripts.bench.{bench_module}", *session.posargs, env=ENV)
+        session.run("python", "-m", f"scripts.bench.{bench_module}", *session.posargs)
+
+
+# The peer benchmark's SDK, pinned here only: never in requirements.lock or the project's
+# dependencies. Installed against the lock as constraints, so this virtualenv keeps the product's pins.
+PEER_SDK = ("litellm==1.106.2", "openai==2.54.0")
+
+
+@nox.session(python=PYTHON)
+def bench_peers(session: nox.Session) -> None:
+    """The LLM boundary against a direct call and LiteLLM's SDK, live topology, 1 and 8 callers
+    -> artifacts/bench/peers.json (``-- --help`` for the options)."""
+    install_locked(session)
+    session.install(*PEER_SDK, "-c", LOCK)
+    session.run("python", "-m", "scripts.bench.peers", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def topology(session: nox.Session) -> None:
     """The native topology CLI: ``nox -s topology -- up|down|status [--help]``."""
     install_locked(session)
-    session.run("python", "-m", "scripts.topology", *(session.posargs or ["--help"]), env=ENV)
+    session.run("python", "-m", "scripts.topology", *(session.posargs or ["--help"]))
 
 
 def closure_pack(session: nox.Session, *mode: str) -> None:
     install_locked(session)
+    if "compose" in session.posargs:  # `-- --topology compose`: the Docker SDK collects logs and state
+        session.install(DOCKER_SDK)
     session.run(
         "python",
         "scripts/phase8/run_phase8_closure_pack.py",
@@ -82,7 +97,6 @@ def closure_pack(session: nox.Session, *mode: str) -> None:
         "--artifact-dir",
         "artifacts/b07-phase8",
         *session.posargs,
-        env=ENV,
     )
 
 
@@ -103,7 +117,7 @@ def full_physics(session: nox.Session) -> None:
     """The closure pack plus the capacity sweep, then the fault scenarios (-> artifacts/faults/) and the
     scale-out shape (-> artifacts/b07-phase8-scale-out/)."""
     closure_pack(session, "--full-physics")
-    session.run("python", "scripts/faults/run_faults.py", env=ENV)
+    session.run("python", "scripts/faults/run_faults.py")
     scale_out(session)
 
 
@@ -124,7 +138,6 @@ def scale_out(session: nox.Session) -> None:
         "--artifact-dir",
         "artifacts/b07-phase8-scale-out",
         *session.posargs,
-        env=ENV,
     )
 
 
@@ -132,19 +145,44 @@ def scale_out(session: nox.Session) -> None:
 def contract(session: nox.Session) -> None:
     """The committed OpenAPI contract: ``nox -s contract -- export`` rewrites it, ``-- check`` finds drift."""
     install_locked(session)
-    session.run("python", "-m", "scripts.contract", *(session.posargs or ["check"]), env=ENV)
+    session.run("python", "-m", "scripts.contract", *(session.posargs or ["check"]))
 
 
 @nox.session(python=PYTHON)
 def p4_e2e(session: nox.Session) -> None:
     """The P4 gate: topology, health waits, the LLM E2E test, the ops queries -> artifacts/b07-p4/."""
     install_locked(session)
-    session.run("python", "scripts/ci/p4_e2e.py", *session.posargs, env=ENV)
+    session.run("python", "scripts/ci/p4_e2e.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def faults(session: nox.Session) -> None:
-    """Fault scenarios under load (kill -9 worker and api, PostgreSQL restart, LLM provider faults)
-    -> artifacts/faults/faults_summary.json; ``-- --scenario NAME`` runs one."""
+    """Fault scenarios under load (kill -9 worker and api, PostgreSQL restart, crash and full disk, LLM
+    provider faults, slowloris; partitions in the network-namespace topology, as root; RabbitMQ
+    restart where one runs locally) -> artifacts/faults/faults_summary.json; ``-- --scenario NAME``
+    runs one, ``-- --help`` explains."""
     install_locked(session)
-    session.run("python", "scripts/faults/run_faults.py", *session.posargs, env=ENV)
+    session.run("python", "scripts/faults/run_faults.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """Steady storm-mix ingest plus LLM load for ``-- --minutes N`` (default 30), judged on growth after
+    the warm-up -> artifacts/soak/soak_summary.json and soak.svg; ``-- --housekeeping off`` is the
+    control (tables grow); ``-- --help`` explains. CI runs ``-- --minutes 3``."""
+    install_locked(session)
+    session.run("python", "-m", "scripts.soak", *session.posargs)
+
+
+DOCKER_SDK = "docker==7.2.0"  # in pyproject's dev group, not in the lock: only compose mode needs it
+
+
+@nox.session(python=PYTHON)
+def compose(session: nox.Session) -> None:
+    """The closure pack's CI subset in compose mode (docker-compose.e2e.yml on a Docker engine): starts
+    dockerd when none answers (root) and stops only that one, builds or reuses the images (local ones
+    from Debian's packages when no registry answers), verifies the manifest. ``-- --help`` explains;
+    ``-- ci --images local -- --gate eg8_1_topology`` narrows it. -> artifacts/b07-phase8-compose/"""
+    install_locked(session)
+    session.install(DOCKER_SDK)
+    session.run("python", "-m", "scripts.compose", *(session.posargs or ["ci"]))

@@ -10,10 +10,7 @@ the committed file with JSON Schema Draft 2020-12, never against what the app sa
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,46 +18,16 @@ from typing import Any
 import jsonschema
 import yaml
 
-from app.core.sealing import KEYS_ENV, new_key_ring
 from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode
 
 CONTRACT = REPO_ROOT / "backend" / "contracts" / "openapi.yaml"
 METHODS = ("get", "post", "put", "patch", "delete")
-# Generating the document needs no database; settings only have to parse.
-PLACEHOLDER_ENV = {
-    "DATABASE_URL": "postgresql+asyncpg://app_user@localhost/contract",
-    "CELERY_BROKER_URL": "sqla+postgresql://app_user@localhost/contract",
-    "CELERY_RESULT_BACKEND": "db+postgresql://app_user@localhost/contract",
-}
-
-
-@contextlib.contextmanager
-def placeholder_environment() -> Iterator[None]:
-    """Placeholder settings for the block only: the caller's environment and cached settings come back
-    as they were (a test process that generated the contract must not talk to a placeholder broker)."""
-    from app.core.settings import get_settings
-
-    placeholders = {**PLACEHOLDER_ENV, KEYS_ENV: new_key_ring()}
-    saved = {key: os.environ.get(key) for key in placeholders}
-    for key, value in placeholders.items():
-        os.environ.setdefault(key, value)
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for key, previous in saved.items():
-            if previous is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = previous
-        get_settings.cache_clear()
 
 
 def generate() -> dict[str, Any]:
-    with placeholder_environment():
-        from app.main import create_app
+    from app.main import build_app
 
-        return dict(create_app().openapi())
+    return dict(build_app().openapi())
 
 
 def dump(spec: dict[str, Any]) -> str:

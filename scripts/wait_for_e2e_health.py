@@ -7,9 +7,6 @@ python scripts/wait_for_e2e_health.py [--base-url URL] [--timeout S]
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, when run as a file
 
 from scripts.health_wait import run
 

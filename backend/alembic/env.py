@@ -7,9 +7,10 @@ import sys
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import Connection, create_engine, pool, text
 
 from app.core.settings import to_sync_url
+from app.core.tenancy import CONTEXT_KEYS_TABLE, sync_context_keys
 
 config = context.config
 if config.config_file_name is not None:
@@ -38,6 +39,17 @@ def run_migrations_online() -> None:
         context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
         with context.begin_transaction():
             context.run_migrations()
+        _sync_context_keys(connection)
+
+
+def _sync_context_keys(connection: Connection) -> None:
+    """After every run (an upgrade with nothing to do included: that is how a rotated ring reaches
+    the database), the keys PostgreSQL verifies tenant contexts with are those of the environment's
+    ring (app.core.tenancy); below migration 0024 there is nothing to sync."""
+    exists = connection.execute(text("SELECT to_regclass(:t)"), {"t": f"public.{CONTEXT_KEYS_TABLE}"}).scalar_one()
+    if exists is not None:
+        sync_context_keys(connection)
+    connection.commit()
 
 
 if context.is_offline_mode():

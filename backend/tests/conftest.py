@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from app.core.sealing import KEYS_ENV, new_key_ring
 from app.core.settings import to_sync_url
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.tenants.service import ProvisionedTenant, create_tenant
 from scripts.harness import REPO_ROOT
 from scripts.topology import Topology, TopologyConfig
 

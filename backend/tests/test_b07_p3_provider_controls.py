@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 from app.core.db import tenant_transaction_sync
 from app.core.settings import Settings
 from app.llm.boundary import Boundary
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.tenants.service import ProvisionedTenant, create_tenant
 from scripts.harness import REPO_ROOT, poll_until
 from scripts.topology import Topology
 from scripts.topology.processes import ManagedProcess, free_port
@@ -47,7 +47,7 @@ def boundary_from(env: dict[str, str], engine: Engine) -> Boundary:
 @pytest.fixture(scope="module")
 def second_provider(test_artifacts: Path) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'backend'}"}
+    env = {**os.environ}
     server = ManagedProcess(
         "second_provider",
         [sys.executable, "-m", "mock_platform", "--port", str(port)],

@@ -1,4 +1,4 @@
-"""The complexity router (DESIGN §8 step 1).
+"""The complexity router (docs/architecture.md, "The LLM boundary" step 1).
 
 eg63: all four task types go through the boundary (api -> outbox -> worker -> boundary) and are
 ledgered with their tier. eg65: budget pressure downgrades the tier (>= 80% one tier, >= 95% the
@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
 from app.llm.router import Tier, complexity, route, tier_for, under_pressure
-from app.services.tenants import create_tenant
+from app.tenants.service import create_tenant
 
 from .integration.webhook_client import run_llm_task
 

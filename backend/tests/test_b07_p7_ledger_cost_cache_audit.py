@@ -1,4 +1,4 @@
-"""Ledger, cost and cache audit (EG8.4), and the boundary under real concurrency (DESIGN §8).
+"""Ledger, cost and cache audit (EG8.4), and the boundary under real concurrency (docs/architecture.md, "The LLM boundary").
 
 - every outcome kind is ledgered exactly once, with cost = tokens x the model's configured price;
 - no prompt text appears in any text or JSON column of the database;
@@ -26,7 +26,7 @@ from sqlalchemy import Engine, text
 from app.core.db import tenant_transaction_sync
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.tenants.service import ProvisionedTenant, create_tenant
 from scripts.bench.llm_calls import Burst, mock_boundary, run_burst
 from scripts.topology import Topology
 

@@ -72,7 +72,7 @@ def test_api_keys_are_random_and_hashed() -> None:
 def test_provisioned_tenant_repr_hides_its_secrets() -> None:
     import uuid
 
-    from app.services.tenants import ProvisionedTenant
+    from app.tenants.service import ProvisionedTenant
 
     tenant = ProvisionedTenant(uuid.uuid4(), "owner", new_api_key(), "whsec_c2VjcmV0c2VjcmV0")
     shown = repr(tenant)

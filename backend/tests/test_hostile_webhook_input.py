@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.services.pii import scrub
-from app.services.webhook_payloads import PLATFORMS, Rejection, interpret
-from app.services.webhook_signatures import SignatureFailure, new_webhook_secret, sign, verify
+from app.webhooks.payloads import PLATFORMS, Rejection, interpret
+from app.webhooks.pii import scrub
+from app.webhooks.signatures import SignatureFailure, new_webhook_secret, sign, verify
 
 SECRET = new_webhook_secret()
 OTHER_SECRET = new_webhook_secret()

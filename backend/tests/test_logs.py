@@ -6,7 +6,7 @@ import json
 import logging
 
 from app.core import logs
-from app.services.outbox import correlated
+from app.outbox.relay import correlated
 
 
 def record(message: str, exc: BaseException | None = None) -> logging.LogRecord:

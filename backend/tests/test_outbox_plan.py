@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from app.services.outbox import DEADLINE_GRACE_S, RECOMPUTE_TASK, RUN_JOB_TASK, plan
+from app.outbox.relay import DEADLINE_GRACE_S, RECOMPUTE_TASK, RUN_JOB_TASK, plan
 
 
 def row(id_: int, tenant: str, kind: str = "attribution_recompute", payload: dict | None = None) -> SimpleNamespace:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.services.pii import contains_pii, pseudonymize, scrub, scrub_text
+from app.webhooks.pii import contains_pii, pseudonymize, scrub, scrub_text
 
 TENANT = "00000000-0000-0000-0000-000000000001"
 

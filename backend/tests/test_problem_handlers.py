@@ -12,6 +12,7 @@ import asyncio
 import errno
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -92,13 +93,20 @@ def test_an_engine_that_cannot_connect_raises_connection_error(tmp_path: Path) -
 
 def test_an_intake_call_that_cannot_connect_raises_connection_error(monkeypatch: pytest.MonkeyPatch) -> None:
     class Unreachable:
-        async def fetch(self, *_: object) -> None:
+        def acquire(self, timeout: float) -> Unreachable:
+            return self
+
+        async def __aenter__(self) -> Unreachable:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+
+        async def __aexit__(self, *_: object) -> None:
+            return None
 
     async def pool() -> Unreachable:
         return Unreachable()
 
     monkeypatch.setattr(db, "call_pool", pool)
+    monkeypatch.setattr(db, "get_settings", lambda: SimpleNamespace(db_call_timeout_s=1.0))
     with pytest.raises(ConnectionError) as raised:
         asyncio.run(db.call("SELECT 1"))
     assert isinstance(raised.value.__cause__, FileNotFoundError)

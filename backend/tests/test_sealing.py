@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import logging
 import re
@@ -9,7 +10,6 @@ import uuid
 
 import pytest
 
-from app.core.roles import revision_module
 from app.core.sealing import (
     KEYS_ENV,
     PURPOSE_PLATFORM_API_KEY,
@@ -21,13 +21,31 @@ from app.core.sealing import (
     new_key_ring,
     open_or_none,
 )
-from app.services.webhook_signatures import new_webhook_secret
+from app.webhooks.signatures import new_webhook_secret
+from scripts.harness import REPO_ROOT
 
 TENANT = uuid.uuid4()
 OTHER_TENANT = uuid.uuid4()
 SECRET = new_webhook_secret()
-# What the database's CHECK on the sealed columns accepts (migration 0018).
-SEALED_FORMAT = re.compile(revision_module("0018_credentials_sealed.py").SEALED_FORMAT)
+
+
+def sealed_format() -> str:
+    """What the database's CHECK on the sealed columns accepts: migration 0018's SEALED_FORMAT, read
+    from the revision's source (a revision is not a module to import)."""
+    revision = REPO_ROOT / "backend" / "alembic" / "versions" / "0018_credentials_sealed.py"
+    tree = ast.parse(revision.read_text(encoding="utf-8"))
+    [pattern] = [
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and [getattr(target, "id", None) for target in node.targets] == ["SEALED_FORMAT"]
+        and isinstance(node.value, ast.Constant)
+    ]
+    assert isinstance(pattern, str)
+    return pattern
+
+
+SEALED_FORMAT = re.compile(sealed_format())
 
 
 def key(fill: int) -> str:

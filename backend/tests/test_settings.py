@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from app.core.settings import ConfigurationError, Settings, get_settings, to_sync_url
-from scripts.harness import REPO_ROOT
 
 GOOD = {
     "DATABASE_URL": "postgresql+asyncpg://app_user:pw@127.0.0.1:5432/db",
@@ -67,7 +66,6 @@ def test_bad_setting_is_named(env: pytest.MonkeyPatch, name: str, value: str | N
 @pytest.mark.parametrize("module", ["app.api_server", "app.worker"])
 def test_launchers_exit_2_with_one_line(module: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith(("DATABASE_URL", "_BROKER_URL", "RESULT_BACKEND"))}
-    env["PYTHONPATH"] = f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'backend'}"
     result = subprocess.run(
         [sys.executable, "-m", module], capture_output=True, text=True, env=env, timeout=60, check=False
     )

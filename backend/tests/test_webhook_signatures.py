@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.services.webhook_signatures import SignatureFailure, new_webhook_secret, sign, verify
+from app.webhooks.signatures import SignatureFailure, new_webhook_secret, sign, verify
 
 BODY = b'{"id":"evt_1"}'
 NOW = 1_800_000_000

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from app.services.health import ProbeTimeout, wait_ready
+from app.monitoring.readiness import ProbeTimeout, wait_ready
 
 
 class SlowPendingResult:
@@ -48,7 +48,7 @@ def test_a_reply_is_returned() -> None:
 
 def test_relay_check_judges_the_heartbeat() -> None:
     """A relay that never beat, or beat too long ago, fails the worker probe; its last error is shown."""
-    from app.services.health import relay_check
+    from app.monitoring.readiness import relay_check
 
     assert relay_check(None, 10)["ok"] is False
     fresh = relay_check({"beat_age_s": 0.4, "passes": 12, "last_error": None, "error_age_s": None}, 10)

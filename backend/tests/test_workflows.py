@@ -32,3 +32,15 @@ def test_workflow_is_valid_and_runs_the_gate(name: str) -> None:
     assert triggers["push"]["branches"] == ["main"] and triggers["pull_request"]["branches"] == ["main"]
     command, artifact = WORKFLOWS[name]
     assert command in text and f"name: {artifact}" in text
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "b07-phase8-closure-pack.yml"])
+def test_workflows_that_run_the_gates_publish_their_junit(name: str) -> None:
+    """The gate table reaches the pull request as a check run, whatever the run's outcome."""
+    document = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / name).read_text())
+    assert document["permissions"]["checks"] == "write"
+    (job,) = document["jobs"].values()
+    publish = [step for step in job["steps"] if "action-junit-report" in step.get("uses", "")]
+    assert len(publish) == 1
+    assert publish[0]["if"] == "always()"
+    assert publish[0]["with"]["report_paths"] == "artifacts/b07-phase8/junit.xml"

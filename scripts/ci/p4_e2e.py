@@ -14,8 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
-
 from scripts.harness import EXIT_CODES_HELP, ExitCode
 from scripts.phase8.evidence import run_step, write_manifest
 from scripts.topology import Topology, TopologyConfig, TopologyError

@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
-
 import psycopg
 
 from app.core.roles import RUNTIME_ROLE

@@ -18,8 +18,14 @@ $OPS_DATABASE_URL, then $B07_P4_RUNTIME_DATABASE_URL. Fails (exit 1) on any of:
 - a runtime role that may call a large-object function (storage outside row-level security,
   and a write path for the read-only role);
 - a SECURITY DEFINER function without a pinned ``search_path``, or executable by PUBLIC;
-- a row-level security policy that reads a session setting other than the tenant, user and API-key
-  context (any other setting is one the runtime role may set itself, so it is no boundary);
+- a row-level security policy that reads a session setting itself (``current_setting``): any
+  setting is one the runtime role may set, so a policy must go through the context functions;
+- a tenant context function (``app_current_tenant``, ``app_current_user``, ``app_current_context``)
+  that is missing, not
+  SECURITY DEFINER or not app_system's (a plain function reading a setting would make the context
+  forgeable again);
+- the context key table (``tenant_context_keys``) missing, or any privilege on it held by a runtime
+  or ops role or PUBLIC (whoever reads it can sign a context for any tenant);
 - app_system (the owner of the cross-tenant functions) able to log in, or any role but the schema
   owner a member of it;
 - a runtime role that may change a limit or a switch it must obey (a budget period's limit, the kill
@@ -40,12 +46,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
-
 import psycopg
 
 from app.core.roles import (
     LARGE_OBJECT_FUNCTIONS,
+    OPS_ADMIN_ROLE,
     OPS_READER_ROLE,
     OWNER_ROLE,
     READ_ONLY_GROUP,
@@ -53,8 +58,8 @@ from app.core.roles import (
     RUNTIME_ROLE,
     SYSTEM_ROLE,
 )
-from app.core.tenancy import API_KEY_GUC, TENANT_GUC, USER_GUC
-from app.services.credentials import SEALED_COLUMNS
+from app.core.tenancy import CONTEXT_KEYS_TABLE
+from app.tenants.credentials import SEALED_COLUMNS
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn, sync_dsn
 
 RUNTIME_ROLES = (RUNTIME_ROLE, READ_WRITE_GROUP, READ_ONLY_GROUP, OPS_READER_ROLE)
@@ -146,6 +151,23 @@ POLICIES_SQL = """
 SELECT tablename::text AS table_name, policyname::text AS policy, roles::text[] AS roles,
        coalesce(qual, '') || ' ' || coalesce(with_check, '') AS expression
 FROM pg_policies WHERE schemaname = 'public' ORDER BY 1, 2
+"""
+CONTEXT_FUNCTIONS = ("app_current_context", "app_current_tenant", "app_current_user")
+CONTEXT_FUNCTIONS_SQL = """
+SELECT p.proname::text AS name, p.prosecdef AS security_definer, pg_get_userbyid(p.proowner)::text AS owner
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'public' AND p.proname = ANY(%(names)s) ORDER BY 1
+"""
+# Every role but the owner and app_system (whose functions verify with it), and PUBLIC's grants.
+KEY_READERS = (*RUNTIME_ROLES, OPS_ADMIN_ROLE)
+KEY_ACCESS_SQL = """
+SELECT r.rolname::text AS role,
+       has_table_privilege(r.rolname, %(table)s, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES') AS allowed
+FROM pg_roles r WHERE r.rolname = ANY(%(roles)s) AND to_regclass(%(table)s) IS NOT NULL
+UNION ALL
+SELECT 'PUBLIC', EXISTS (SELECT 1 FROM aclexplode(c.relacl) a WHERE a.grantee = 0)
+FROM pg_class c WHERE c.oid = to_regclass(%(table)s)
+ORDER BY 1
 """
 SYSTEM_ROLE_SQL = """
 SELECT r.rolcanlogin AS can_login,
@@ -244,6 +266,10 @@ def collect(dsn: str) -> dict[str, Any]:
             "limit_guards": rows(conn, GUARDS_SQL, {"guards": list(LIMIT_GUARDS.values())}),
             "sealed_readers": sealed_readers(conn),
             "system_role": rows(conn, SYSTEM_ROLE_SQL, {"role": SYSTEM_ROLE}),
+            "context_functions": rows(conn, CONTEXT_FUNCTIONS_SQL, {"names": list(CONTEXT_FUNCTIONS)}),
+            "context_key_access": rows(
+                conn, KEY_ACCESS_SQL, {"roles": list(KEY_READERS), "table": f"public.{CONTEXT_KEYS_TABLE}"}
+            ),
         }
 
 
@@ -259,14 +285,34 @@ def cluster_findings(audit: dict[str, Any]) -> list[str]:
     return found
 
 
-CONTEXT_SETTINGS = {TENANT_GUC, USER_GUC, API_KEY_GUC}
 SETTING_READ = re.compile(r"current_setting\('([^']+)'")
 
 
-def policy_findings(audit: dict[str, Any]) -> list[str]:
+def context_findings(audit: dict[str, Any]) -> list[str]:
+    """The tenant context can be forged if a context function reads a setting as the caller, or if a
+    role the runtime or an operator logs in as can read (or write) the keys that sign it."""
     found = []
+    functions = {function["name"]: function for function in audit["context_functions"]}
+    for name in CONTEXT_FUNCTIONS:
+        function = functions.get(name)
+        if function is None:
+            found.append(f"tenant context function {name}() is missing")
+        elif not function["security_definer"] or function["owner"] != SYSTEM_ROLE:
+            found.append(f"tenant context function {name}() is not a SECURITY DEFINER function of {SYSTEM_ROLE}")
+    if not audit["context_key_access"]:
+        found.append(f"context key table {CONTEXT_KEYS_TABLE} is missing")
+    found += [
+        f"{access['role']} may access {CONTEXT_KEYS_TABLE}, the keys that sign tenant contexts"
+        for access in audit["context_key_access"]
+        if access["allowed"]
+    ]
+    return found
+
+
+def policy_findings(audit: dict[str, Any]) -> list[str]:
+    found = context_findings(audit)
     for policy in audit["policies"]:
-        for setting in set(SETTING_READ.findall(policy["expression"])) - CONTEXT_SETTINGS:
+        for setting in sorted(set(SETTING_READ.findall(policy["expression"]))):
             found.append(f"policy {policy['policy']} on {policy['table_name']} is keyed on setting {setting}")
     for system in audit["system_role"]:
         if system["can_login"]:

@@ -19,18 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, when run as a file
-sys.path.insert(1, str(Path(__file__).resolve().parents[2] / "backend"))
 
 from sqlalchemy import Connection, create_engine, pool
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.sealing import KEYS_ENV, KeyRing, SealingError, key_ring
 from app.core.settings import to_sync_url
-from app.services.credentials import SEALED_COLUMNS, SealedColumn, rewrite_every_tenant
+from app.tenants.credentials import SEALED_COLUMNS, SealedColumn, rewrite_every_tenant
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn
 
 DSN_ENV = "MIGRATION_DATABASE_URL"

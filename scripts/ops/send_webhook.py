@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from app.services.webhook_signatures import sign
+from app.webhooks.signatures import sign
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail
 
 PLATFORMS = ("touchpoints", "stripe", "shopify")

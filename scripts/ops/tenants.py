@@ -35,8 +35,8 @@ from sqlalchemy.exc import DBAPIError
 from app.core.sealing import PURPOSE_PLATFORM_API_KEY, SealingError, key_ring
 from app.core.settings import to_sync_url
 from app.core.tenancy import TenantContext
-from app.services.reconciliation import UPSERT_CONNECTION_SQL
-from app.services.tenants import create_tenant, issue_api_key, rotate_webhook_secret
+from app.reconciliation.service import UPSERT_CONNECTION_SQL
+from app.tenants.service import create_tenant, issue_api_key, rotate_webhook_secret
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, env_default, fail, redact_dsn
 from scripts.ops.llm_kill_switch import switch
 

@@ -1,4 +1,4 @@
-"""Bring the four processes up natively (DESIGN §3): PostgreSQL, mock_platform, api, worker.
+"""Bring the four processes up natively (docs/architecture.md): PostgreSQL, mock_platform, api, worker.
 
     with Topology(TopologyConfig(artifact_dir=Path("artifacts/x"))) as topo:
         topo.env  # the runtime environment an operator would ``source``

@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--api-port", type=int, help="preferred api port (another is picked if it is taken)")
     up.add_argument("--mock-port", type=int, help="preferred mock_platform port")
     up.add_argument("--worker-concurrency", type=int, default=2)
+    up.add_argument(
+        "--netns",
+        action="store_true",
+        help="PostgreSQL, api and worker each in a network namespace of the run's (root; scripts/topology/netns.py)",
+    )
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for health")
     up.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C or SIGTERM tears everything down")
     prov = sub.add_parser("provision", help="create roles and the database on a server (compose's one-shot step)")
@@ -79,6 +84,7 @@ def _up(args: argparse.Namespace) -> int:
         mock_port=args.mock_port,
         worker_concurrency=args.worker_concurrency,
         ready_timeout_s=args.timeout,
+        netns=args.netns,
     )
     topology = Topology(config)
     with interrupts.handling_signals():  # SIGINT or SIGTERM at any step: tear down, exit 130

@@ -26,7 +26,9 @@ import httpx
 from app.core.roles import OPS_ADMIN_ROLE, OPS_READER_ROLE, OWNER_ROLE, RUNTIME_ROLE
 from app.core.sealing import KEYS_ENV, new_key_ring
 from scripts import interrupts
-from scripts.harness import BACKEND_DIR, REPO_ROOT, redact_dsn
+from scripts.harness import REPO_ROOT, redact_dsn
+from scripts.topology.compose_project import compose_down
+from scripts.topology.netns import PG_PORT, NetnsPlan, hba_lines, postgres_launcher, remove_namespaces
 from scripts.topology.postgres import (
     EmbeddedPostgres,
     Endpoint,
@@ -44,6 +46,11 @@ SERVICES = ("mock_platform", "api", "worker")
 # Never handed to api or worker: the runtime gets app_user's DSNs and nothing else.
 INTERRUPTED_STOP_GRACE_S = 2.0  # after Ctrl-C: SIGTERM, this long, then SIGKILL
 PRIVILEGED_ENV = ("PHASE8_ADMIN_DATABASE_URL", "MIGRATION_DATABASE_URL", "OPS_DATABASE_URL", "OPS_ADMIN_DATABASE_URL")
+
+
+def base_env() -> dict[str, str]:
+    """This process's environment without the privileged DSNs a child must never inherit."""
+    return {k: v for k, v in os.environ.items() if k not in PRIVILEGED_ENV}
 
 
 class TopologyError(RuntimeError):
@@ -64,6 +71,7 @@ class TopologyConfig:
     ready_timeout_s: float = 90.0
     stop_grace_s: float = 10.0  # SIGTERM first; what is still running after this is SIGKILLed
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. shorter task time limits in tests
+    netns: bool = False  # PostgreSQL, api and worker in network namespaces of their own (topology/netns.py)
 
     @property
     def state_path(self) -> Path:
@@ -97,6 +105,7 @@ class Topology:
         self.config = config
         self.run_id = uuid.uuid4().hex[:8]
         self.embedded: EmbeddedPostgres | None = None
+        self.netns: NetnsPlan | None = None
         self.admin_url: str | None = None
         self.database = "attribution"
         self.passwords = RolePasswords.generate()
@@ -138,6 +147,8 @@ class Topology:
             ops_admin=env["OPS_ADMIN_DATABASE_URL"],
         )
         topology.key_ring = env[KEYS_ENV]
+        if state.get("netns"):  # services are reached on the namespaces' addresses
+            topology.netns = NetnsPlan.from_record(name, state["netns"])
         for service, record in state["processes"].items():
             proc = ManagedProcess(service, [], {}, REPO_ROOT, Path(record["log"]))
             proc.port, proc.attached_pid = record.get("port"), record.get("pid")
@@ -177,6 +188,8 @@ class Topology:
 
         with self._phase("postgres"):
             if self.config.admin_database_url:
+                if self.config.netns:
+                    raise TopologyError("--netns moves the embedded server into a namespace; not an external one")
                 self.admin_url = self.config.admin_database_url
                 self.database = f"attribution_{self.run_id}"
                 endpoint = endpoint_of(self.admin_url)
@@ -184,7 +197,7 @@ class Topology:
                 self.embedded = EmbeddedPostgres.fresh()
                 self._save_state()
                 self.admin_url = self.embedded.start()
-                endpoint = self.embedded.endpoint
+                endpoint = self._enter_namespaces() if self.config.netns else self.embedded.endpoint
             self._save_state()
             self.postgres_version = server_version(self.admin_url)
         with self._phase("provision"):
@@ -202,6 +215,17 @@ class Topology:
         self.timings["up_s"] = round(time.monotonic() - started, 3)
         self._write_env_file()
         self.write_probe()
+
+    def _enter_namespaces(self) -> Endpoint:
+        """Netns mode: the run's namespaces and links, and PostgreSQL moved into its own (TCP, SCRAM)."""
+        assert self.embedded is not None
+        remove_namespaces(self.config.name)  # a crashed run's, found by name even without its state file
+        self.netns = NetnsPlan.choose(self.config.name)
+        self._save_state()  # recorded before anything exists, so a crash at any point is cleaned up
+        self.netns.create()
+        launcher = postgres_launcher(self.netns, self.embedded.system_user)
+        self.embedded.relaunch(launcher, self.netns.postgres_ip, hba_lines(self.netns))
+        return Endpoint(self.netns.postgres_ip, PG_PORT)
 
     def _boundary(self, step: str) -> None:
         """Where bring-up is; an interrupt received since the last boundary stops it here."""
@@ -233,7 +257,6 @@ class Topology:
 
     def _base_env(self, without: tuple[str, ...] = ()) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in PRIVILEGED_ENV and k not in without}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(BACKEND_DIR)])
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -309,18 +332,22 @@ class Topology:
 
     def _argv(self, name: str, port: int | None) -> list[str]:
         if name == "mock_platform":
-            return [sys.executable, "-m", "mock_platform", "--port", str(port)]
+            return [sys.executable, "-m", "mock_platform", "--host", self._host("mock_platform"), "--port", str(port)]
         if name == "api":
             return [
+                *self._netns_prefix(name),
                 sys.executable,
                 "-m",
                 "app.api_server",
                 "--port",
                 str(port),
+                "--host",
+                "0.0.0.0" if self.netns else "127.0.0.1",  # noqa: S104 (inside its own namespace: its links only)
                 "--workers",
                 str(self.config.api_processes),
             ]
         return [
+            *self._netns_prefix(name),
             sys.executable,
             "-m",
             "app.worker",
@@ -329,6 +356,18 @@ class Topology:
             "--hostname",
             f"{name}-{self.run_id}@%h",
         ]
+
+    def _netns_prefix(self, name: str) -> list[str]:
+        """Netns mode: api and every worker replica run inside their role's namespace."""
+        if self.netns is None or name == "mock_platform":
+            return []
+        return self.netns.prefix_argv("api" if name == "api" else "worker")
+
+    def _host(self, name: str) -> str:
+        """Where the harness reaches a service: loopback, or in netns mode its host-link address."""
+        if self.netns is None:
+            return "127.0.0.1"
+        return self.netns.harness_ip if name == "mock_platform" else self.netns.host_link_ip("api")
 
     def _spawn(self, name: str) -> ManagedProcess:
         previous = self.processes.get(name)
@@ -352,11 +391,11 @@ class Topology:
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.processes['api'].port}"
+        return f"http://{self._host('api')}:{self.processes['api'].port}"
 
     @property
     def mock_url(self) -> str:
-        return f"http://127.0.0.1:{self.processes['mock_platform'].port}"
+        return f"http://{self._host('mock_platform')}:{self.processes['mock_platform'].port}"
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
         deadline = time.monotonic() + (timeout_s or self.config.ready_timeout_s)
@@ -433,6 +472,8 @@ class Topology:
             elif self.admin_url and not self.config.keep:
                 with contextlib.suppress(Exception):
                     drop_database(self.admin_url, self.database, drop_roles=True)
+            if self.netns is not None:  # after every process in them has stopped
+                self.netns.remove()
             for path in (self.config.state_path, self.config.env_path):
                 path.unlink(missing_ok=True)
 
@@ -455,6 +496,7 @@ class Topology:
             "admin_url": self.config.admin_database_url,
             "database": self.database,
             "keep": self.config.keep,
+            "netns": self.netns.as_record() if self.netns else None,
             "processes": {name: proc.record() for name, proc in self.processes.items()},
         }
         _write_private(self.config.state_path, json.dumps(state, indent=2))
@@ -474,6 +516,7 @@ class Topology:
                 "database": self.database,
             },
             "services": {name: proc.record() for name, proc in self.processes.items()},
+            "netns": self.netns.as_record() if self.netns else None,
             "urls": {"api": self.api_url, "mock_platform": self.mock_url},
             "dsns": {
                 "runtime_async": redact_dsn(self.dsns.runtime_async),
@@ -510,6 +553,14 @@ def cleanup_stale(state_path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         state_path.unlink(missing_ok=True)
         return {"found": True, "unreadable": True}
+    if state.get("mode") == "compose":  # containers: Compose takes its own project down
+        logs = Path(state.get("logs_dir") or RUN_DIR)
+        taken_down = compose_down(
+            state.get("compose_command") or [], state["compose_project"], logs / "compose.log", base_env()
+        )
+        state_path.unlink(missing_ok=True)
+        state_path.with_suffix(".env").unlink(missing_ok=True)
+        return {"found": True, "compose_project": state["compose_project"], "taken_down": taken_down}
     stopped = [name for name, record in state.get("processes", {}).items() if stop_recorded(record)]
     cluster_running = False
     if state.get("pgdata"):
@@ -518,6 +569,7 @@ def cleanup_stale(state_path: Path) -> dict[str, Any]:
     elif state.get("admin_url") and not state.get("keep"):
         with contextlib.suppress(Exception):
             drop_database(state["admin_url"], state["database"], drop_roles=True)
+    namespaces = remove_namespaces(state["name"]) if state.get("netns") and state.get("name") else []
     state_path.unlink(missing_ok=True)
     state_path.with_suffix(".env").unlink(missing_ok=True)
-    return {"found": True, "stopped_processes": stopped, "stopped_postgres": cluster_running}
+    return {"found": True, "stopped_processes": stopped, "stopped_postgres": cluster_running, "namespaces": namespaces}

@@ -105,7 +105,7 @@ class RolePasswords:
 def provision(
     admin_url: str, database: str, passwords: RolePasswords, recreate: bool = True, own_cluster: bool = True
 ) -> None:
-    """Create (or re-key) the roles of DESIGN §4 and a database owned by the schema owner, then close
+    """Create (or re-key) the roles of docs/ops/roles.md and a database owned by the schema owner, then close
     PostgreSQL's PUBLIC defaults the runtime does not need (see ``close_public_defaults``).
 
     ``recreate`` drops an existing database of that name first (throwaway runs); without it an
@@ -219,6 +219,8 @@ class EmbeddedPostgres:
         self.bin_path: Path | None = None
         self.system_user: str | None = None
         self.socket_dir: str | None = None
+        self.launcher: list[str] = []  # netns mode: runs pg_ctl inside PostgreSQL's namespace, as its user
+        self.listen = ""  # listen_addresses; empty: the unix socket only
 
     @classmethod
     def fresh(cls) -> EmbeddedPostgres:
@@ -250,7 +252,8 @@ class EmbeddedPostgres:
         return self.endpoint.url("postgres", None, "postgres").render_as_string(hide_password=False)
 
     def _secure_authentication(self, admin_url: str) -> None:
-        """The wheel's initdb trusts everyone; after this only the bootstrap user is trusted (DESIGN §12)."""
+        """The wheel's initdb trusts everyone; after this only the bootstrap user is trusted on the socket
+        and every other role authenticates by SCRAM (docs/architecture.md)."""
         hba = self.pgdata / "pg_hba.conf"
         hba.write_text(HBA_SECURED)
         if self.system_user:
@@ -268,13 +271,13 @@ class EmbeddedPostgres:
         if self.bin_path is None:
             raise PostgresError("embedded server binaries unknown")
         subprocess.run(
-            [str(self.bin_path / "pg_ctl"), "-D", str(self.pgdata), *args],
+            [*self.launcher, str(self.bin_path / "pg_ctl"), "-D", str(self.pgdata), *args],
             check=True,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=timeout,
-            user=self.system_user,
+            user=None if self.launcher else self.system_user,  # the launcher changes user itself
         )
 
     def stop(self, mode: str = "fast") -> None:
@@ -282,8 +285,18 @@ class EmbeddedPostgres:
             self.pg_ctl("-m", mode, "-w", "stop")
 
     def restart_after_stop(self) -> None:
-        """Start the stopped cluster again on the same socket."""
-        self.pg_ctl("-w", "-o", f'-h "" -k {self.socket_dir}', "-l", str(self.logfile), "start")
+        """Start the stopped cluster again on the same socket (and TCP addresses, if it has any)."""
+        self.pg_ctl("-w", "-o", f'-h "{self.listen}" -k {self.socket_dir}', "-l", str(self.logfile), "start")
+
+    def relaunch(self, launcher: list[str], listen: str, hba: str) -> None:
+        """Stop the running cluster and start it again through ``launcher`` (inside a network namespace),
+        listening on ``listen`` too, with the ``hba`` lines added (SCRAM for TCP clients)."""
+        hba_file = self.pgdata / "pg_hba.conf"
+        with hba_file.open("a") as handle:
+            handle.write(hba)
+        self.stop()
+        self.launcher, self.listen = launcher, listen
+        self.restart_after_stop()
 
     def remove(self) -> None:
         shutil.rmtree(self.pgdata.parent, ignore_errors=True)
@@ -324,5 +337,19 @@ def kill_stale_cluster(pgdata: Path, bin_path: Path | None, system_user: str | N
             except psutil.NoSuchProcess:
                 break
             time.sleep(0.1)
-    shutil.rmtree(pgdata.parent if pgdata.parent.name.startswith("attrib-pg-") else pgdata, ignore_errors=True)
+    directory = pgdata.parent if pgdata.parent.name.startswith("attrib-pg-") else pgdata
+    unmount_below(directory)
+    shutil.rmtree(directory, ignore_errors=True)
     return pid is not None
+
+
+def unmount_below(directory: Path) -> None:
+    """Unmount what a fault run mounted inside the cluster's directory (a small tmpfs for its WAL), so
+    deleting the directory deletes everything and leaves no mount behind."""
+    try:
+        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    except OSError:
+        return
+    inside = [m for m in mounts if m.startswith(f"{directory}/")]
+    for mount in sorted(inside, reverse=True):
+        subprocess.run(["umount", "-l", mount], capture_output=True, timeout=20, check=False)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
+from app.core.ddl import force_tenant_rls, grant_runtime
 from app.core.roles import ALL_ROLES, OPS_READER_ROLE, READ_ONLY_GROUP, READ_WRITE_GROUP
-from app.models.ddl import force_tenant_rls, grant_runtime
 
 revision = "0001"
 down_revision = None

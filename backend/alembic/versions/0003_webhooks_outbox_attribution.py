@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.models.ddl import force_tenant_rls, grant_runtime
+from app.core.ddl import force_tenant_rls, grant_runtime
 
 revision = "0003"
 down_revision = "0002"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from app.core.ddl import force_tenant_rls, grant_runtime
 from app.core.roles import OPS_READER_ROLE, READ_WRITE_GROUP
-from app.models.ddl import force_tenant_rls, grant_runtime
 
 revision = "0005"
 down_revision = "0004"

@@ -1,8 +1,9 @@
 """The LLM boundary's two state changes as server-side functions: admit (before the provider) and
 settle (after it).
 
-Each step of DESIGN §8 that touches shared state is still one atomic statement, but a statement
-costs a round trip and a trip through the driver, and a provider call made about ten of them. As
+Each step of the boundary (docs/architecture.md) that touches shared state is still one atomic
+statement, but a statement costs a round trip and a trip through the driver, and a provider call
+made about ten of them. As
 functions, each phase is one call in one transaction. The statements inside run one after another,
 so the rows several calls contend for are locked in one fixed order everywhere: budget period,
 then hourly row, then breaker (one statement's CTEs have no defined order, and deadlocked). They
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.core.roles import drop_functions, install_functions
+from app.core.ddl import drop_functions, install_functions
 
 revision = "0009"
 down_revision = "0008"
@@ -55,34 +56,10 @@ RETURNS void LANGUAGE sql AS $$
 $$
 """
 
-# Step 7, the last of admission; later revisions of llm_admit (0014) reuse it as it is.
-BREAKER_STEP = """\
-    -- 7. circuit breaker. Closed: go. Open and cooling down: no. Open and cooled down: exactly one
-    -- half-open trial (the row lock makes it one).
-    SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
-    IF NOT FOUND THEN  -- first call to this model: create the row, then lock it like any other
-        INSERT INTO llm_breaker_state (provider, model) VALUES (p_provider, p_model) ON CONFLICT DO NOTHING;
-        SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
-    END IF;
-    breaker_clean := v_breaker.state = 'closed' AND v_breaker.consecutive_failures = 0;
-    IF v_breaker.state <> 'closed' THEN
-        IF coalesce(CASE WHEN v_breaker.state = 'open' THEN v_breaker.opened_at ELSE v_breaker.updated_at END,
-                    '-infinity') > now() - make_interval(secs => p_breaker_open_s) THEN
-            PERFORM llm_release(call_id, 0);
-            blocked_reason := 'breaker_open';
-            PERFORM llm_finish(call_id, 'blocked', blocked_reason, NULL, false, false, NULL);
-            RETURN;
-        END IF;
-        UPDATE llm_breaker_state SET state = 'half_open', updated_at = now()
-        WHERE provider = p_provider AND model = p_model;
-    END IF;
-    verdict := 'admitted';"""
-
 # Steps 2-7. Returns the claimed row's id and what happened: 'duplicate' (another delivery owns the
 # claim), 'blocked' with a reason, 'cached' with the answer, or 'admitted' (go to the provider; the
 # estimate is held). breaker_clean says a success has no breaker state to reset.
-ADMIT = (
-    """
+ADMIT = """
 CREATE FUNCTION llm_admit(
     p_request_id text, p_endpoint text, p_complexity numeric, p_tier text, p_provider text, p_model text,
     p_prompt_sha256 text, p_key_base text, p_estimate numeric, p_hourly_limit numeric,
@@ -149,12 +126,28 @@ BEGIN
         verdict := 'cached';
         RETURN;
     END IF;
-"""
-    + BREAKER_STEP
-    + """
+    -- 7. circuit breaker. Closed: go. Open and cooling down: no. Open and cooled down: exactly one
+    -- half-open trial (the row lock makes it one).
+    SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
+    IF NOT FOUND THEN  -- first call to this model: create the row, then lock it like any other
+        INSERT INTO llm_breaker_state (provider, model) VALUES (p_provider, p_model) ON CONFLICT DO NOTHING;
+        SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
+    END IF;
+    breaker_clean := v_breaker.state = 'closed' AND v_breaker.consecutive_failures = 0;
+    IF v_breaker.state <> 'closed' THEN
+        IF coalesce(CASE WHEN v_breaker.state = 'open' THEN v_breaker.opened_at ELSE v_breaker.updated_at END,
+                    '-infinity') > now() - make_interval(secs => p_breaker_open_s) THEN
+            PERFORM llm_release(call_id, 0);
+            blocked_reason := 'breaker_open';
+            PERFORM llm_finish(call_id, 'blocked', blocked_reason, NULL, false, false, NULL);
+            RETURN;
+        END IF;
+        UPDATE llm_breaker_state SET state = 'half_open', updated_at = now()
+        WHERE provider = p_provider AND model = p_model;
+    END IF;
+    verdict := 'admitted';
 END $$
 """
-)
 
 # Step 9 after a provider success: spend the reservation, count the hour, distill, cache, finish
 # the row, and reset a breaker that was not clean.

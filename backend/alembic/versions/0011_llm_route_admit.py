@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.core.roles import drop_functions, install_functions
+from app.core.ddl import drop_functions, install_functions
 
 revision = "0011"
 down_revision = "0010"

@@ -16,30 +16,19 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.core.roles import or_replace, revision_module
+from app.core.ddl import frozen_sql
 
 revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-UNSCOPED = "SELECT coalesce(max(id), 0) FROM outbox WHERE kind = 'attribution_recompute'"
-SCOPED = "SELECT coalesce(max(id), 0) FROM outbox WHERE tenant_id = v_tenant AND kind = 'attribution_recompute'"
-
-
-def admit(scoped: bool) -> str:
-    """llm_admit as 0009 created it, with or without the tenant named: this revision changes one
-    predicate, so it reuses that text (0014 restores the scoped one on its downgrade)."""
-    text = or_replace(str(revision_module("0009_llm_boundary_functions.py").ADMIT))
-    assert UNSCOPED in text, "llm_admit no longer holds the watermark query this revision rewrites"
-    return text.replace(UNSCOPED, SCOPED) if scoped else text
-
 
 def upgrade() -> None:
     op.execute("CREATE INDEX outbox_recompute_by_tenant ON outbox (tenant_id, id) WHERE kind = 'attribution_recompute'")
-    op.execute(admit(scoped=True))
+    op.execute(frozen_sql(__file__, "0012_llm_admit.sql"))  # 0009's, naming the tenant
 
 
 def downgrade() -> None:
-    op.execute(admit(scoped=False))
+    op.execute(frozen_sql(__file__, "0012_downgrade_llm_admit.sql"))  # as 0009 created it
     op.execute("DROP INDEX outbox_recompute_by_tenant")

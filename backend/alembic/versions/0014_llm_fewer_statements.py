@@ -23,9 +23,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.core.roles import or_replace, revision_module
-
-FIRST = revision_module("0009_llm_boundary_functions.py")  # step 7 of admission is unchanged
+from app.core.ddl import frozen_sql
 
 revision = "0014"
 down_revision = "0013"
@@ -62,9 +60,8 @@ END $$
 """
 
 # Steps 2-7, as 0009 describes them: 'duplicate', 'blocked' with a reason, 'cached' with the
-# answer, or 'admitted' with the estimate held.
-ADMIT = (
-    """
+# answer, or 'admitted' with the estimate held. Step 7 (the breaker) is 0009's, unchanged.
+ADMIT = """
 CREATE OR REPLACE FUNCTION llm_admit(
     p_request_id text, p_endpoint text, p_complexity numeric, p_tier text, p_provider text, p_model text,
     p_prompt_sha256 text, p_key_base text, p_estimate numeric, p_hourly_limit numeric,
@@ -132,12 +129,28 @@ BEGIN
         verdict := 'cached';
         RETURN;
     END IF;
-"""
-    + FIRST.BREAKER_STEP
-    + """
+    -- 7. circuit breaker. Closed: go. Open and cooling down: no. Open and cooled down: exactly one
+    -- half-open trial (the row lock makes it one).
+    SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
+    IF NOT FOUND THEN  -- first call to this model: create the row, then lock it like any other
+        INSERT INTO llm_breaker_state (provider, model) VALUES (p_provider, p_model) ON CONFLICT DO NOTHING;
+        SELECT * INTO v_breaker FROM llm_breaker_state WHERE provider = p_provider AND model = p_model FOR UPDATE;
+    END IF;
+    breaker_clean := v_breaker.state = 'closed' AND v_breaker.consecutive_failures = 0;
+    IF v_breaker.state <> 'closed' THEN
+        IF coalesce(CASE WHEN v_breaker.state = 'open' THEN v_breaker.opened_at ELSE v_breaker.updated_at END,
+                    '-infinity') > now() - make_interval(secs => p_breaker_open_s) THEN
+            PERFORM llm_release(call_id, 0);
+            blocked_reason := 'breaker_open';
+            PERFORM llm_finish(call_id, 'blocked', blocked_reason, NULL, false, false, NULL);
+            RETURN;
+        END IF;
+        UPDATE llm_breaker_state SET state = 'half_open', updated_at = now()
+        WHERE provider = p_provider AND model = p_model;
+    END IF;
+    verdict := 'admitted';
 END $$
 """
-)
 
 ROUTE_ADMIT = """
 CREATE OR REPLACE FUNCTION llm_route_admit(
@@ -222,8 +235,17 @@ def upgrade() -> None:
         op.execute(function)
 
 
+# What 0014 replaced: llm_release, llm_finish and llm_settle as 0009 created them, llm_admit as 0012
+# left it, llm_route_admit as 0011 created it.
+REPLACED = (
+    "0014_downgrade_llm_release.sql",
+    "0014_downgrade_llm_finish.sql",
+    "0014_downgrade_llm_settle.sql",
+    "0014_downgrade_llm_admit.sql",
+    "0014_downgrade_llm_route_admit.sql",
+)
+
+
 def downgrade() -> None:
-    for function in (FIRST.RELEASE, FIRST.FINISH, FIRST.SETTLE):
-        op.execute(or_replace(function))
-    op.execute(revision_module("0012_tenant_watermark_index.py").admit(scoped=True))
-    op.execute(or_replace(revision_module("0011_llm_route_admit.py").ROUTE_ADMIT))
+    for name in REPLACED:
+        op.execute(frozen_sql(__file__, name))

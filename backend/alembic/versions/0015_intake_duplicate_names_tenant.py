@@ -16,28 +16,17 @@ from __future__ import annotations
 
 from alembic import op
 
-from app.core.roles import or_replace, revision_module
+from app.core.ddl import frozen_sql
 
 revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
 
-MATCH = "e.webhook_id = p_webhook_id OR (e.platform = p_platform AND e.external_event_id = p_external_event_id)"
-UNSCOPED = f"WHERE {MATCH}"
-SCOPED = f"WHERE e.tenant_id = p_tenant AND ({MATCH})"
-
-
-def intake_event(scoped: bool) -> str:
-    """webhook_intake_event as 0010 created it, with or without the tenant named in its lookup."""
-    created = or_replace(str(revision_module("0010_webhook_intake_functions.py").EVENT))
-    assert UNSCOPED in created, "webhook_intake_event no longer holds the lookup this revision rewrites"
-    return created.replace(UNSCOPED, SCOPED) if scoped else created
-
 
 def upgrade() -> None:
-    op.execute(intake_event(scoped=True))
+    op.execute(frozen_sql(__file__, "0015_webhook_intake_event.sql"))  # 0010's, its lookup naming the tenant
 
 
 def downgrade() -> None:
-    op.execute(intake_event(scoped=False))
+    op.execute(frozen_sql(__file__, "0015_downgrade_webhook_intake_event.sql"))  # as 0010 created it

@@ -6,7 +6,7 @@ dispatched_at)`` over all of the tenant's dispatched rows, once per pending row,
 walked ``(tenant_id, id)`` over all rows up to its id. Both grew with the outbox: over a 75-second
 run rising to 800 requests a second they read 29 million index entries, and the 800 rps step
 failed. Two partial indexes hold only what those questions are about: the unfinished rows by
-tenant, and the recent dispatches by time (``app.services.outbox.CLAIM_SQL`` asks once per pass
+tenant, and the recent dispatches by time (``app.outbox.relay.CLAIM_SQL`` asks once per pass
 which tenants are busy).
 
 The outbox and the broker's message table are queues: every row is written, updated twice (or
@@ -23,8 +23,6 @@ Create Date: 2026-12-01
 from __future__ import annotations
 
 from alembic import op
-
-from app.core.roles import revision_module
 
 revision = "0016"
 down_revision = "0015"
@@ -59,6 +57,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in QUEUE_TABLES:
         op.execute(f"ALTER TABLE {table} RESET ({', '.join(QUEUE_VACUUM)})")
-    revision_module("0008_outbox_recent_dispatch.py").upgrade()  # the index this revision replaced
+    op.execute(  # the index this revision replaced, as 0008 created it
+        "CREATE INDEX outbox_recompute_dispatched ON outbox (tenant_id, dispatched_at) "
+        "WHERE kind = 'attribution_recompute'"
+    )
     for name in NEW_INDEXES:
         op.execute(f"DROP INDEX {name}")

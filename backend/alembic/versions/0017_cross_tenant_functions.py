@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from app.core.ddl import install_system_functions
 from app.core.roles import SYSTEM_ROLE
-from app.models.ddl import install_system_functions
 
 revision = "0017"
 down_revision = "0016"
@@ -47,16 +47,6 @@ SYSTEM_GRANTS = {
     "attribution_jobs": "SELECT, UPDATE",
 }
 DEFINER = "LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp"
-# Which tenants have a recompute in flight or sent within the coalescing window (the partial indexes
-# of 0016): their new rows wait, as the next recompute covers them. Tests measure it alone.
-BUSY_TENANTS = """
-    SELECT b.tenant_id FROM outbox b
-    WHERE b.kind = 'attribution_recompute' AND b.completed_at IS NULL AND b.dispatched_at IS NOT NULL
-    UNION
-    SELECT b.tenant_id FROM outbox b
-    WHERE b.kind = 'attribution_recompute' AND b.dispatched_at > now() - make_interval(secs => :coalesce_s)
-"""
-
 FUNCTIONS = {
     "metrics_llm_outcomes()": f"""
         CREATE FUNCTION metrics_llm_outcomes()
@@ -80,12 +70,20 @@ FUNCTIONS = {
         CREATE FUNCTION metrics_dead_letters() RETURNS TABLE (reason_code text, n bigint) {DEFINER} STABLE AS $$
             SELECT reason_code, count(*) FROM dead_letter_events GROUP BY 1
         $$""",
-    # The claim's row locks belong to the caller's transaction, which marks the rows sent (or rolls
-    # back, when the broker failed) after handing the messages over.
+    # Tenants with a recompute in flight or sent within the coalescing window (the partial indexes of
+    # 0016) are busy: their new rows wait, as the next recompute covers them. The claim's row locks
+    # belong to the caller's transaction, which marks the rows sent (or rolls back, when the broker
+    # failed) after handing the messages over.
     "outbox_claim(integer, double precision)": f"""
         CREATE FUNCTION outbox_claim(p_limit integer, p_coalesce_s double precision)
         RETURNS TABLE (id bigint, tenant_id uuid, kind text, payload jsonb) {DEFINER} VOLATILE AS $$
-            WITH busy AS ({BUSY_TENANTS.replace(":coalesce_s", "p_coalesce_s")})
+            WITH busy AS (
+    SELECT b.tenant_id FROM outbox b
+    WHERE b.kind = 'attribution_recompute' AND b.completed_at IS NULL AND b.dispatched_at IS NOT NULL
+    UNION
+    SELECT b.tenant_id FROM outbox b
+    WHERE b.kind = 'attribution_recompute' AND b.dispatched_at > now() - make_interval(secs => p_coalesce_s)
+)
             SELECT o.id, o.tenant_id, o.kind, o.payload FROM outbox o
             WHERE o.dispatched_at IS NULL
               AND NOT (o.kind = 'attribution_recompute' AND o.tenant_id IN (SELECT busy.tenant_id FROM busy))

@@ -26,10 +26,10 @@ from typing import NamedTuple
 
 from alembic import op
 
+from app.core.ddl import frozen_sql
 from app.core.roles import OPS_READER_ROLE, READ_ONLY_GROUP
 from app.core.sealing import KEYS_ENV, PURPOSE_PLATFORM_API_KEY, PURPOSE_WEBHOOK_SECRET, SealingError, key_ring
-from app.core.tenancy import TENANT_GUC, USER_GUC
-from app.services.credentials import Transform, rewrite_every_tenant
+from app.tenants.credentials import Transform, rewrite_every_tenant
 
 revision = "0018"
 down_revision = "0017"
@@ -69,16 +69,9 @@ CREDENTIALS = (
 )
 
 
-def intake_secrets(column: str) -> str:
-    """webhook_intake_secrets (0010): the tenant's secrets in force, from ``column``."""
-    return f"""
-CREATE OR REPLACE FUNCTION webhook_intake_secrets(p_tenant uuid) RETURNS SETOF text
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM set_config('{TENANT_GUC}', p_tenant::text, true), set_config('{USER_GUC}', 'webhook', true);
-    RETURN QUERY SELECT {column} FROM webhook_secrets WHERE expires_at IS NULL OR expires_at > now();
-END $$
-"""
+# webhook_intake_secrets (0010) reading the sealed column, and as 0010 created it.
+INTAKE_SECRETS = frozen_sql(__file__, "0018_webhook_intake_secrets.sql")
+INTAKE_SECRETS_BEFORE = frozen_sql(__file__, "0018_downgrade_webhook_intake_secrets.sql")
 
 
 def _seal(credential: Credential) -> Transform:
@@ -130,7 +123,7 @@ def upgrade() -> None:
             _rewrite_data_files(c.table)
         op.execute(f"REVOKE SELECT ON {c.table} FROM {READERS}")
         op.execute(f"GRANT SELECT ({', '.join(c.readable)}) ON {c.table} TO {READERS}")
-    op.execute(intake_secrets("secret_sealed"))
+    op.execute(INTAKE_SECRETS)
 
 
 def downgrade() -> None:
@@ -140,4 +133,4 @@ def downgrade() -> None:
         op.execute(f"ALTER TABLE {c.table} ALTER COLUMN {c.plain} SET NOT NULL, DROP COLUMN {c.sealed}")
         op.execute(f"REVOKE SELECT ON {c.table} FROM {READERS}")  # with it, the column grants
         op.execute(f"GRANT SELECT ON {c.table} TO {READERS}")
-    op.execute(intake_secrets("secret"))
+    op.execute(INTAKE_SECRETS_BEFORE)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from app.core.ddl import install_system_functions
 from app.core.roles import OPS_READER_ROLE, READ_WRITE_GROUP, SYSTEM_ROLE
-from app.models.ddl import install_system_functions
 
 revision = "0020"
 down_revision = "0019"

@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from app.attribution import bayesian, last_touch
-from app.services import outbox
+from app.outbox import relay as outbox
 
 FALLBACK_EVENT = "deterministic_last_touch"
 

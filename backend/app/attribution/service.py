@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,31 +17,39 @@ from app.core.settings import Settings
 MAX_DRAWS = 200_000  # bounds a job's memory: chains x draws x channels floats
 
 
+def _integral(value: object) -> object:
+    """JSON Schema counts 3.0 as an integer, so the contract does too: an integral float becomes the
+    int; anything else goes on to the strict check unchanged (3.5 and "3" are refused)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integer = Annotated[int, BeforeValidator(_integral)]
+
+
 class BayesianParams(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")  # what the contract says, no coercion
-    draws: int = Field(default=1000, ge=100, le=MAX_DRAWS)
-    warmup: int = Field(default=500, ge=0, le=MAX_DRAWS)
-    chains: int = Field(default=4, ge=2, le=8)
-    seed: int = Field(default=0, ge=0)
-    window_days: int = Field(default=90, ge=2, le=730)
+    draws: Integer = Field(default=1000, ge=100, le=MAX_DRAWS)
+    warmup: Integer = Field(default=500, ge=0, le=MAX_DRAWS)
+    chains: Integer = Field(default=4, ge=2, le=8)
+    seed: Integer = Field(default=0, ge=0)
+    window_days: Integer = Field(default=90, ge=2, le=730)
 
 
 class JobRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
     model: Literal["last_touch", "bayesian"]
     params: BayesianParams = Field(default_factory=BayesianParams)
-    time_limit_s: float | None = Field(default=None, ge=1, description="hard limit; at most the configured one")
-    soft_time_limit_s: float | None = Field(
-        default=None, ge=0, description="0: no soft limit, only the hard kill; default: the configured ratio"
+    time_limit_s: float | None = Field(
+        default=None, ge=1, description="hard limit in seconds; the configured one is the most a job gets"
     )
-
-    @model_validator(mode="after")
-    def _soft_not_after_hard(self) -> JobRequest:
-        if self.time_limit_s and self.soft_time_limit_s and self.soft_time_limit_s > self.time_limit_s:
-            raise ValueError("soft_time_limit_s must not exceed time_limit_s")
-        if self.soft_time_limit_s is not None and 0 < self.soft_time_limit_s < 1:
-            raise ValueError("soft_time_limit_s is 0 (no soft limit) or at least 1 second")
-        return self
+    # Every number the schema allows is accepted (no cross-field rule for a client to trip on): the
+    # soft limit is clamped to the hard one, and a fraction of a second rounds up to one second.
+    soft_time_limit_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="0: no soft limit, only the hard kill; otherwise at least 1 s (smaller values round up) "
+        "and at most the hard limit (larger values are clamped); default: the configured ratio",
+    )
 
     def limits(self, settings: Settings) -> tuple[float, float]:
         """(soft, hard) seconds: the request's, never beyond the configured production limits."""
@@ -49,8 +57,8 @@ class JobRequest(BaseModel):
         ratio = settings.bayesian_soft_time_limit_s / settings.bayesian_hard_time_limit_s
         if self.soft_time_limit_s == 0:
             return 0.0, hard
-        soft = min(self.soft_time_limit_s or hard * ratio, hard)
-        return soft, hard
+        soft = max(1.0, self.soft_time_limit_s) if self.soft_time_limit_s else hard * ratio
+        return min(soft, hard), hard
 
 
 INSERT_JOB_SQL = text(

@@ -1,13 +1,25 @@
-"""Database engines and the unit-of-work helpers every api route and worker task uses.
+"""Database access: one way per need. Every path sets the tenant context with the same signed
+token (``app.core.tenancy``) inside its transaction, so row-level security sees the same tenant.
 
-The api is async (asyncpg); the worker and operator probes are sync (psycopg). Both open a
-transaction, set the tenant context with the same statement, and commit or roll back as one.
-A hot path whose statements can be issued before their results are read uses the pipelined
-variant: the whole unit of work, BEGIN to COMMIT, is one round trip.
+    need                                    use                         who
+    a route's unit of work                  TenantDB (tenants.auth),    api routes
+                                            i.e. tenant_transaction
+    the webhook intake, per request         call(): one server-side     webhooks.intake
+                                            function call on a bare     (passes a signed token)
+                                            asyncpg pool
+    a worker task or probe (sync code)      tenant_transaction_sync     worker tasks, readiness
+    the LLM boundary's bookkeeping          tenant_pipeline_sync: the   llm.boundary
+                                            whole unit, BEGIN to
+                                            COMMIT, in one round trip
+    before a tenant is known (API-key       system_transaction: no      tenants.auth, metrics
+    lookup) or cross-tenant aggregates      tenant context, so RLS
+    through app_system's functions          shows nothing by itself
 
-The webhook intake goes further: each of its round trips is one call of a server-side function
-that sets the tenant context itself, made on a plain asyncpg pool (``call``) with no SQLAlchemy
-layers, because per webhook those layers cost more than everything else the api does.
+Why the hot paths differ: per webhook, SQLAlchemy's async layers cost more than everything else
+the api does, so the intake calls one function that sets its own tenant context and is its own
+transaction; the boundary runs in sync worker code where its statements can all be sent before
+any result is read, so a pipeline saves two round trips per call. docs/architecture.md has the
+reasoning and the measurements' commands.
 """
 
 from __future__ import annotations
@@ -70,6 +82,9 @@ def async_engine() -> AsyncEngine:
             max_overflow=settings.db_pool_size,
             pool_pre_ping=True,
             pool_recycle=1800,
+            pool_timeout=settings.db_call_timeout_s,
+            # asyncpg's connect and statement deadlines: a partition answers 503, never a hang
+            connect_args={"timeout": settings.db_call_timeout_s, "command_timeout": settings.db_call_timeout_s},
             hide_parameters=True,  # bound values (keys, payloads) never reach an error message or a log
         )
     )
@@ -129,7 +144,14 @@ async def call_pool() -> asyncpg.Pool:
         dsn = with_driver(settings.database_url, "postgresql")  # asyncpg's own DSN form
         # min_size=0: creating the pool connects nothing, so a database that is down fails the
         # request that needed it (503) rather than leaving a broken pool behind.
-        created = await asyncpg.create_pool(dsn, min_size=0, max_size=settings.db_pool_size, reset=_nothing_to_reset)
+        created = await asyncpg.create_pool(
+            dsn,
+            min_size=0,
+            max_size=settings.db_pool_size,
+            reset=_nothing_to_reset,
+            timeout=settings.db_call_timeout_s,  # connecting
+            command_timeout=settings.db_call_timeout_s,
+        )
         pool = _call_pools.setdefault(loop, created)
         if pool is not created:  # another request made one meanwhile
             await created.close()
@@ -141,16 +163,22 @@ async def call(sql: str, *args: object) -> list[asyncpg.Record]:
 
     The api's problem handlers classify what PostgreSQL answers by SQLSTATE, as for the SQLAlchemy
     path. A connection asyncpg already knows is closed raises InterfaceError, which carries none:
-    it surfaces as ConnectionError, answered like any lost socket (503 and Retry-After).
+    it surfaces as ConnectionError, answered like any lost socket (503 and Retry-After). So does a
+    protocol state asyncpg cannot continue from (a server shutting down mid-statement), and getting
+    a connection or an answer past DB_CALL_TIMEOUT_S raises TimeoutError (503 too).
     """
+    deadline = get_settings().db_call_timeout_s
     try:
         with unreachable_as_connection_error():
-            rows: list[asyncpg.Record] = await (await call_pool()).fetch(sql, *args)
+            async with (await call_pool()).acquire(timeout=deadline) as conn:
+                rows: list[asyncpg.Record] = await conn.fetch(sql, *args, timeout=deadline)
         return rows
     except asyncpg.InterfaceError as exc:
         if "closed" not in str(exc):
             raise  # a usage error, not an outage
         raise ConnectionError(f"database connection lost ({type(exc).__name__})") from exc
+    except asyncpg.InternalClientError as exc:
+        raise ConnectionError(f"database connection lost mid-statement ({type(exc).__name__})") from exc
 
 
 async def close_call_pools() -> None:

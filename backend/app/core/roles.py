@@ -1,11 +1,6 @@
-"""Database role names (DESIGN §4), shared by provisioning, migrations, probes and tests."""
+"""Database role names (docs/ops/roles.md), shared by provisioning, migrations, probes and tests."""
 
 from __future__ import annotations
-
-import importlib.util
-from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 OWNER_ROLE = "app_owner"  # NOSUPERUSER; owns the schema and runs migrations
 RUNTIME_ROLE = "app_user"  # the only login of api and worker
@@ -46,33 +41,3 @@ LARGE_OBJECT_FUNCTIONS = (
 LOGIN_ROLES = (OWNER_ROLE, RUNTIME_ROLE, OPS_READER_ROLE, OPS_ADMIN_ROLE)
 GROUP_ROLES = (READ_WRITE_GROUP, READ_ONLY_GROUP, SYSTEM_ROLE)
 ALL_ROLES = LOGIN_ROLES + GROUP_ROLES
-
-
-def install_functions(execute: Callable[[str], object], functions: dict[str, str]) -> None:
-    """Create server-side functions ({signature: CREATE FUNCTION ...}) that the runtime may call:
-    EXECUTE goes to the read-write group instead of PUBLIC (PostgreSQL's default)."""
-    for signature, body in functions.items():
-        execute(body)
-        execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
-        execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {READ_WRITE_GROUP}")
-
-
-def revision_module(filename: str) -> ModuleType:
-    """An earlier migration revision's module, for a later revision that rewrites or restores the
-    SQL it installed: reusing the text beats copying a hundred lines of PL/pgSQL."""
-    path = Path(__file__).resolve().parents[2] / "alembic" / "versions" / filename
-    spec = importlib.util.spec_from_file_location(f"revision_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def or_replace(create_function: str) -> str:
-    """A CREATE FUNCTION statement that replaces the function if it exists."""
-    return create_function.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-
-
-def drop_functions(execute: Callable[[str], object], functions: dict[str, str]) -> None:
-    for signature in reversed(functions):
-        execute(f"DROP FUNCTION {signature}")

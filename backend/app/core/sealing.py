@@ -18,11 +18,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import logging
 import os
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
@@ -48,10 +49,12 @@ def new_key_ring(kid: str | None = None) -> str:
 class KeyRing:
     keys: dict[str, AESGCM]
     current: str
+    raw: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> KeyRing:
         keys: dict[str, AESGCM] = {}
+        raws: dict[str, bytes] = {}
         order: list[str] = []
         for entry in (part.strip() for part in text.split(",") if part.strip()):
             kid, sep, encoded = entry.partition(":")
@@ -64,10 +67,16 @@ class KeyRing:
             if kid in keys:  # which of the two would seal, and which open, would be anyone's guess
                 raise SealingError(f"{KEYS_ENV}: key id {kid!r} appears twice")
             keys[kid] = AESGCM(raw)
+            raws[kid] = raw
             order.append(kid)
         if not order:
             raise SealingError(f"{KEYS_ENV} is empty")
-        return cls(keys, order[0])
+        return cls(keys, order[0], raws)
+
+    def derived(self, label: bytes) -> dict[str, bytes]:
+        """One 32-byte key per key id for another purpose (``label``), so that what it signs or
+        seals can never be mistaken for this ring's ciphertexts; the ring's order (current first) is kept."""
+        return {kid: hmac.new(raw, label, hashlib.sha256).digest() for kid, raw in self.raw.items()}
 
     def seal(self, plaintext: str, tenant_id: uuid.UUID | str, purpose: str) -> str:
         nonce = os.urandom(NONCE_BYTES)

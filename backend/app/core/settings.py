@@ -1,6 +1,6 @@
 """One source of truth for runtime configuration, read from the environment.
 
-Variable names are the ones operators know from the runbooks (DESIGN §4).
+Variable names are the ones operators know from the runbooks (docs/ops/roles.md).
 """
 
 from __future__ import annotations
@@ -41,11 +41,20 @@ class Settings(BaseSettings):
         default=30, ge=0, le=600, validation_alias="RECONCILIATION_MAX_RETRY_AFTER_S"
     )
 
-    # Broker tuning: kombu's SQL transport polls; 50 ms keeps a probe round trip near 60 ms (DESIGN §12).
+    # Broker tuning: kombu's SQL transport polls; with wake-ups on, a publish also NOTIFYs and waiting
+    # consumers LISTEN, so a task need not wait out the interval (app.worker.broker; queue latency of
+    # both ways: scripts/bench/queue_honesty.py).
     broker_polling_interval_s: float = Field(default=0.05, gt=0, le=5, validation_alias="BROKER_POLLING_INTERVAL_S")
+    broker_wakeups: bool = Field(default=True, validation_alias="BROKER_WAKEUPS")
     worker_probe_timeout_s: float = Field(default=5.0, gt=0, le=60, validation_alias="WORKER_PROBE_TIMEOUT_S")
     worker_probe_cache_s: float = Field(default=2.0, ge=0, le=60, validation_alias="WORKER_PROBE_CACHE_S")
     db_pool_size: int = Field(default=10, ge=1, le=200, validation_alias="DB_POOL_SIZE")
+    # The api's deadline for reaching the database and for one statement: past it a request answers
+    # 503 with Retry-After instead of waiting for a link that may never come back (a partition).
+    db_call_timeout_s: float = Field(default=5.0, gt=0, le=120, validation_alias="DB_CALL_TIMEOUT_S")
+    # Lifetime of a signed tenant context: longer than any transaction plus the clock skew between api
+    # and database hosts. app.core.tenancy reads the variable itself; declared here to fail fast on a bad one.
+    tenant_context_ttl_s: float = Field(default=300, ge=30, le=3600, validation_alias="TENANT_CONTEXT_TTL_S")
     webhook_max_body_bytes: int = Field(
         default=65_536, ge=1024, le=10_485_760, validation_alias="WEBHOOK_MAX_BODY_BYTES"
     )
@@ -62,10 +71,10 @@ class Settings(BaseSettings):
     # Longer than the redispatch window, so a recompute held back behind a lost one does not trip it.
     outbox_max_pending_age_s: float = Field(default=600, gt=0, le=86_400, validation_alias="OUTBOX_MAX_PENDING_AGE_S")
     attribution_lookback_days: int = Field(default=30, ge=1, le=365, validation_alias="ATTRIBUTION_LOOKBACK_DAYS")
-    # Celery limits for the Bayesian model (DESIGN §6); a job may ask for less, never more.
+    # Celery limits for the Bayesian model (docs/architecture.md); a job may ask for less, never more.
     bayesian_soft_time_limit_s: float = Field(default=270, gt=0, le=3600, validation_alias="BAYESIAN_SOFT_TIME_LIMIT_S")
     bayesian_hard_time_limit_s: float = Field(default=300, gt=0, le=3600, validation_alias="BAYESIAN_HARD_TIME_LIMIT_S")
-    # The LLM boundary (DESIGN §8). Prices are cents per 1,000 tokens, per model.
+    # The LLM boundary (docs/architecture.md, "The LLM boundary"). Prices are cents per 1,000 tokens, per model.
     llm_provider: str = Field(default="mock", pattern=r"^[a-z0-9_]+$", validation_alias="LLM_PROVIDER")
     llm_base_url: str | None = Field(default=None, validation_alias="LLM_BASE_URL")
     llm_api_key: str = Field(default="", validation_alias="LLM_API_KEY")
@@ -83,6 +92,16 @@ class Settings(BaseSettings):
     llm_hourly_limit_cents: float = Field(default=500.0, ge=0, validation_alias="LLM_HOURLY_LIMIT_CENTS")
     llm_monthly_budget_cents: float = Field(default=2500.0, ge=0, validation_alias="LLM_MONTHLY_BUDGET_CENTS")
     llm_provider_kill_switch: bool = Field(default=False, validation_alias="LLM_PROVIDER_KILL_SWITCH")
+    # Housekeeping (app.maintenance): how long finished work is kept before it is pruned, and its pace.
+    # Ledgers and evidence (LLM calls, reservations, events, dead letters, reconciliations) are never pruned.
+    housekeeping_enabled: bool = Field(default=True, validation_alias="HOUSEKEEPING_ENABLED")
+    housekeeping_interval_s: float = Field(default=60, gt=0, le=86_400, validation_alias="HOUSEKEEPING_INTERVAL_S")
+    housekeeping_batch_size: int = Field(default=1000, ge=1, le=5000, validation_alias="HOUSEKEEPING_BATCH_SIZE")
+    housekeeping_max_batches: int = Field(default=100, ge=1, le=10_000, validation_alias="HOUSEKEEPING_MAX_BATCHES")
+    retention_outbox_s: float = Field(default=86_400, ge=0, validation_alias="RETENTION_OUTBOX_S")
+    retention_broker_s: float = Field(default=3600, ge=0, validation_alias="RETENTION_BROKER_S")
+    retention_llm_cache_s: float = Field(default=7 * 86_400, ge=0, validation_alias="RETENTION_LLM_CACHE_S")
+    retention_finished_jobs_s: float = Field(default=30 * 86_400, ge=0, validation_alias="RETENTION_FINISHED_JOBS_S")
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "APP_LOG_LEVEL"))
 
     @field_validator("database_url")

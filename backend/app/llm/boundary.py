@@ -1,4 +1,4 @@
-"""One call through the boundary, in the order DESIGN §8 fixes:
+"""One call through the boundary, in the order docs/architecture.md, "The LLM boundary" fixes:
 
 router -> idempotency claim -> kill switch -> hourly shutoff -> budget reservation -> cache ->
 circuit breaker -> provider call (hard timeout) -> settle.

@@ -39,8 +39,8 @@ class ChatProvider:
     name: str
     base_url: str
     api_key: str = field(repr=False)
-    # One HTTP client per process, made on first use: building one loads the CA bundle (about 30 ms
-    # of CPU here) and a shared one keeps connections alive. Keyed by pid because a prefork worker
+    # One HTTP client per process, made on first use: building one loads the CA bundle (costly in
+    # CPU) and a shared one keeps connections alive. Keyed by pid because a prefork worker
     # child must not reuse its parent's sockets. httpx clients are safe to share between threads.
     _clients: dict[int, httpx.Client] = field(default_factory=dict, init=False, repr=False, compare=False)
 

@@ -1,4 +1,4 @@
-"""LLM synthesis tasks through the boundary (logic in app.services.llm_jobs and app.llm)."""
+"""LLM synthesis tasks through the boundary (logic in app.llm.service and app.llm)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import uuid
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import Tenant
-from app.core.db import tenant_transaction
 from app.core.problems import ProblemError
-from app.schemas.common import iso_or_none, problems
-from app.schemas.llm import BudgetOptimization, Investigation, LLMJob, LLMJobCreated, TaskType
-from app.services import llm_jobs
+from app.core.schemas import iso_or_none, problems
+from app.llm import service as llm_jobs
+from app.llm.schemas import BudgetOptimization, Investigation, LLMJob, LLMJobCreated, TaskType
+from app.tenants.auth import Tenant, TenantDB
 
 router = APIRouter(prefix="/api/v1", tags=["llm"], responses=problems(400, 401, 422))
 
@@ -30,10 +29,11 @@ def _not_found(what: str) -> ProblemError:
         **problems(409),
     },
 )
-async def request_task(task_type: TaskType, request: llm_jobs.LLMTaskRequest, ctx: Tenant) -> JSONResponse:
+async def request_task(
+    task_type: TaskType, request: llm_jobs.LLMTaskRequest, ctx: Tenant, conn: TenantDB
+) -> JSONResponse:
     try:
-        async with tenant_transaction(ctx) as conn:
-            job, duplicate = await llm_jobs.request_task(conn, ctx, task_type, request)
+        job, duplicate = await llm_jobs.request_task(conn, ctx, task_type, request)
     except llm_jobs.RequestIdTakenError:
         raise ProblemError(
             409,
@@ -46,9 +46,8 @@ async def request_task(task_type: TaskType, request: llm_jobs.LLMTaskRequest, ct
 
 
 @router.get("/llm/jobs/{job_id}", response_model=LLMJob, responses=problems(404))
-async def get_job(job_id: uuid.UUID, ctx: Tenant) -> LLMJob:
-    async with tenant_transaction(ctx) as conn:
-        row = await llm_jobs.fetch(conn, llm_jobs.GET_JOB, job_id)
+async def get_job(job_id: uuid.UUID, ctx: Tenant, conn: TenantDB) -> LLMJob:
+    row = await llm_jobs.fetch(conn, llm_jobs.GET_JOB, job_id)
     if row is None:
         raise _not_found("llm job")
     return LLMJob(
@@ -63,9 +62,8 @@ async def get_job(job_id: uuid.UUID, ctx: Tenant) -> LLMJob:
 
 
 @router.get("/investigations/{investigation_id}", response_model=Investigation, responses=problems(404))
-async def get_investigation(investigation_id: uuid.UUID, ctx: Tenant) -> Investigation:
-    async with tenant_transaction(ctx) as conn:
-        row = await llm_jobs.fetch(conn, llm_jobs.GET_INVESTIGATION, investigation_id)
+async def get_investigation(investigation_id: uuid.UUID, ctx: Tenant, conn: TenantDB) -> Investigation:
+    row = await llm_jobs.fetch(conn, llm_jobs.GET_INVESTIGATION, investigation_id)
     if row is None:
         raise _not_found("investigation")
     return Investigation(
@@ -77,9 +75,8 @@ async def get_investigation(investigation_id: uuid.UUID, ctx: Tenant) -> Investi
 
 
 @router.get("/budget-optimizations/{optimization_id}", response_model=BudgetOptimization, responses=problems(404))
-async def get_budget_optimization(optimization_id: uuid.UUID, ctx: Tenant) -> BudgetOptimization:
-    async with tenant_transaction(ctx) as conn:
-        row = await llm_jobs.fetch(conn, llm_jobs.GET_OPTIMIZATION, optimization_id)
+async def get_budget_optimization(optimization_id: uuid.UUID, ctx: Tenant, conn: TenantDB) -> BudgetOptimization:
+    row = await llm_jobs.fetch(conn, llm_jobs.GET_OPTIMIZATION, optimization_id)
     if row is None:
         raise _not_found("budget optimization")
     return BudgetOptimization(

@@ -17,7 +17,7 @@ from app.core.db import tenant_transaction_sync
 from app.core.settings import get_settings
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary, CallOutcome
-from app.services import outbox
+from app.outbox import relay as outbox
 
 TASK_TYPES = ("route", "explanation", "investigation", "budget_optimization")
 

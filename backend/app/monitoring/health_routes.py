@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from app.core.settings import get_settings
-from app.schemas.health import HealthReport, Live
-from app.services.health import WorkerProbeCache, probe_worker_bounded, readiness
-from app.services.metrics import WORKER_PROBE_AT, WORKER_PROBE_HEALTHY
+from app.monitoring.metrics import WORKER_PROBE_AT, WORKER_PROBE_HEALTHY
+from app.monitoring.readiness import WorkerProbeCache, probe_worker_bounded, readiness
+from app.monitoring.schemas import HealthReport, Live
 
 router = APIRouter(prefix="/health", tags=["health"])
 _worker_cache = WorkerProbeCache()

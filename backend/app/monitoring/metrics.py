@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 
 from app.core.db import async_engine
+from app.maintenance import metrics as housekeeping_metrics
 
 # The last worker probe's outcome in this api process (set by /health/worker), for alerting.
 WORKER_PROBE_HEALTHY = Gauge("worker_probe_healthy", "1 when the last /health/worker probe passed, else 0")
@@ -46,6 +47,7 @@ QUERIES = {
         "SELECT q.name, count(m.id) FILTER (WHERE m.visible) AS n FROM kombu_queue q "
         "LEFT JOIN kombu_message m ON m.queue_id = q.id GROUP BY 1"
     ),
+    "housekeeping": housekeeping_metrics.TOTALS_SQL,
 }
 
 
@@ -108,6 +110,7 @@ def families(state: dict[str, list[Any]]) -> Iterator[Metric]:
     for row in state["queues"]:
         depth.add_metric([row.name], row.n)
     yield depth
+    yield from housekeeping_metrics.families(state["housekeeping"])
 
 
 class _Snapshot(Collector):

@@ -1,4 +1,4 @@
-"""GET /metrics: Prometheus text format (logic in app.services.metrics)."""
+"""GET /metrics: Prometheus text format (logic in app.monitoring.metrics)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.services.metrics import REQUEST_SECONDS, render
+from app.monitoring.metrics import REQUEST_SECONDS, render
 
 router = APIRouter(tags=["metrics"])
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.db import async_engine
 from app.core.roles import RUNTIME_ROLE
 from app.core.settings import get_settings
-from app.core.tenancy import SET_CONTEXT_SQL, TENANT_GUC, TenantContext
+from app.core.tenancy import CONTEXT_GUC, SET_CONTEXT_SQL, TenantContext
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -80,13 +80,17 @@ async def _rls(conn: AsyncConnection, report: CheckReport) -> None:
 
 
 async def _guc_round_trip(report: CheckReport) -> None:
+    """The context this process signs verifies in the database (its key id is in
+    tenant_context_keys: a ring rotated without syncing the database fails here, not silently as
+    empty answers), and it ends with its transaction."""
     probe = TenantContext(uuid.uuid4(), "health-probe")
     async with async_engine().begin() as conn:
         await conn.execute(SET_CONTEXT_SQL, probe.as_params())
-        seen = (await conn.execute(text(f"SELECT current_setting('{TENANT_GUC}', true)"))).scalar_one()
+        seen = (await conn.execute(text("SELECT app_current_tenant()"))).scalar_one()
     async with async_engine().begin() as conn:
-        after = (await conn.execute(text(f"SELECT current_setting('{TENANT_GUC}', true)"))).scalar_one()
-    report.record("tenant_guc", seen == str(probe.tenant_id) and not after, leaked=bool(after))
+        after = (await conn.execute(text(f"SELECT current_setting('{CONTEXT_GUC}', true)"))).scalar_one()
+    verified = seen == probe.tenant_id
+    report.record("tenant_guc", verified and not after, verified=verified, leaked=bool(after))
 
 
 OUTBOX_SQL = text("SELECT pending, oldest_pending_age_s FROM metrics_outbox()")
@@ -159,11 +163,11 @@ def wait_ready(result: Any, timeout_s: float, interval_s: float = 0.02) -> Any:
 
 def probe_worker(timeout_s: float) -> dict[str, Any]:
     """Send a real probe task through the broker and wait for its result (blocking; run in a thread)."""
-    from app.worker.celery_app import PROBE_TASK, celery_app
+    from app.worker.celery_app import PROBE_TASK, get_celery_app
 
     started = time.perf_counter()
     try:
-        result = celery_app.send_task(PROBE_TASK, queue="housekeeping", expires=timeout_s)
+        result = get_celery_app().send_task(PROBE_TASK, queue="housekeeping", expires=timeout_s)
         reply = wait_ready(result, timeout_s)
     except Exception as exc:
         return worker_unready(f"{_failure_reason(exc)} within {timeout_s}s", started)

@@ -1,6 +1,7 @@
 """The outbox relay: turns committed outbox rows into broker messages, and re-sends lost work.
 
-Runs in every worker's main process (``app.worker.relay``). Rows are claimed with FOR UPDATE SKIP
+Runs in every worker's main process (``app.outbox.relay_step``), which hands it the function that
+publishes a message, so this module knows nothing of Celery. Rows are claimed with FOR UPDATE SKIP
 LOCKED, so replicas never send the same row twice at once; a broker failure rolls the claim back
 and the next pass retries. Recompute rows coalesce: one message per tenant however many events
 arrived, none while one is in flight, and at most one per coalescing window
@@ -14,7 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,10 @@ class Dispatch:
     outbox_ids: list[int] = field(default_factory=list)
 
 
+# Hands one message to the broker (blocking; the relay calls it from a thread).
+Publish = Callable[[Dispatch], None]
+
+
 def correlated(options: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     """Send options with the request id the api put in the payload, as a message header (app.core.logs)."""
     return {**options, "headers": {"request_id": payload["request_id"]}} if payload.get("request_id") else options
@@ -110,21 +115,19 @@ def plan(rows: Iterable[Row[Any]]) -> list[Dispatch]:
     return list(recomputes.values()) + dispatches
 
 
-def send(dispatches: Sequence[Dispatch]) -> None:
-    from app.worker.celery_app import celery_app
-
+def send(dispatches: Sequence[Dispatch], publish: Publish) -> None:
     for dispatch in dispatches:
-        celery_app.send_task(dispatch.task, args=dispatch.args, **dispatch.options)
+        publish(dispatch)
 
 
-async def relay_once(limit: int = 1000, coalesce_s: float = 0.0) -> int:
+async def relay_once(publish: Publish, limit: int = 1000, coalesce_s: float = 0.0) -> int:
     """Send what is pending; returns how many outbox rows were dispatched."""
     async with async_engine().begin() as conn:
         rows = (await conn.execute(CLAIM_SQL, {"limit": limit, "coalesce_s": float(coalesce_s)})).all()
         if not rows:
             return 0
         dispatches = plan(rows)
-        await run_in_threadpool(send, dispatches)
+        await run_in_threadpool(send, dispatches, publish)
         await conn.execute(MARK_SQL, {"ids": [i for d in dispatches for i in d.outbox_ids]})
     return len(rows)
 
@@ -148,14 +151,14 @@ async def record_failure(worker: str, exc: BaseException) -> None:
         await conn.execute(FAILURE_SQL, {"worker": worker, "error": error})
 
 
-async def run_relay(settings: Settings, stop: asyncio.Event, worker: str) -> None:
+async def run_relay(settings: Settings, stop: asyncio.Event, worker: str, publish: Publish) -> None:
     """The relay loop: frequent sends, a sweep every few seconds, a heartbeat every second, backoff
     when a pass fails (whose error is logged in full and recorded beside the heartbeat)."""
     sweep_every = max(1, int(5 / settings.outbox_relay_interval_s))
     delay, passes, last_beat = settings.outbox_relay_interval_s, 0, 0.0
     while not stop.is_set():
         try:
-            sent = await relay_once(coalesce_s=settings.outbox_recompute_coalesce_s)
+            sent = await relay_once(publish, coalesce_s=settings.outbox_recompute_coalesce_s)
             passes += 1
             if passes % sweep_every == 0:
                 await sweep(settings)

@@ -1,10 +1,10 @@
 """The outbox relay runs in the worker's main process, on a thread of its own.
 
 It used to run inside the api, where its broker writes (kombu's SQL transport, synchronous) held
-the interpreter lock between webhooks and took about a tenth of the api's CPU at 600 requests a
-second. The worker's main process only hands messages to its pool children, so the relay's work
-delays nothing there. Every worker runs one; replicas claim rows with SKIP LOCKED, so none is sent
-twice at once (``app.services.outbox``).
+the interpreter lock between webhooks and took a noticeable share of the api's CPU under load. The
+worker's main process only hands messages to its pool children, so the relay's work delays nothing
+there. Every worker runs one; replicas claim rows with SKIP LOCKED, so none is sent twice at once
+(``app.outbox.relay``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,24 @@ from celery import bootsteps
 
 from app.core.db import dispose_async_engine
 from app.core.settings import get_settings
-from app.services.outbox import run_relay
+from app.outbox.relay import Dispatch, Publish, run_relay
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10.0
+
+
+def celery_publisher(app: Any) -> Publish:
+    """Publishing through the worker's own Celery app, on the queue and with the options planned."""
+
+    def publish(dispatch: Dispatch) -> None:
+        app.send_task(dispatch.task, args=dispatch.args, **dispatch.options)
+
+    return publish
+
+
+def _not_started(dispatch: Dispatch) -> None:
+    raise RuntimeError(f"the outbox relay published {dispatch.task} before its worker started")
 
 
 class OutboxRelay(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -38,9 +51,11 @@ class OutboxRelay(bootsteps.StartStopStep):  # type: ignore[misc]
         self._started = threading.Event()
         self._stopping = False
         self._name = "unknown"
+        self._publish: Publish = _not_started
 
     def start(self, worker: Any) -> None:
         self._name = str(worker.hostname)
+        self._publish = celery_publisher(worker.app)
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
         self._thread.start()
         if self._started.wait(timeout=STOP_TIMEOUT_S) and self._thread.is_alive():
@@ -60,7 +75,7 @@ class OutboxRelay(bootsteps.StartStopStep):  # type: ignore[misc]
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
             self._started.set()
             try:
-                await run_relay(get_settings(), self._stop, self._name)
+                await run_relay(get_settings(), self._stop, self._name, self._publish)
             finally:
                 await dispose_async_engine()
 

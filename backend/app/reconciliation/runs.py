@@ -16,9 +16,9 @@ from app.core.db import tenant_transaction_sync
 from app.core.sealing import PURPOSE_PLATFORM_API_KEY, open_or_none
 from app.core.settings import Settings
 from app.core.tenancy import TenantContext
+from app.outbox import relay as outbox
 from app.reconciliation.client import FetchError, PaymentsClient
 from app.reconciliation.compare import compare, digest, totals
-from app.services import outbox
 
 CLAIM_SQL = text(
     """

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from app.schemas.attribution import Window
+from app.attribution.schemas import Window
 
 RunStatus = Literal["queued", "running", "succeeded", "failed"]
 ItemStatus = Literal["matched", "missing_in_ledger", "missing_on_platform", "amount_mismatch"]

@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core import logs
+from app.core.schemas import iso_or_none
 from app.core.sealing import PURPOSE_PLATFORM_API_KEY, key_ring
-from app.schemas.common import iso_or_none
 
 PLATFORMS = ("stripe",)
 MAX_WINDOW = timedelta(days=93)

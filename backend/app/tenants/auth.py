@@ -1,19 +1,22 @@
-"""Request dependencies: authentication turns a bearer key into a tenant context."""
+"""Request dependencies every domain's routes use: a bearer key becomes a tenant context (``Tenant``),
+and the route's unit of work runs in one transaction under that context (``TenantDB``)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core import logs
-from app.core.db import system_transaction
+from app.core.db import system_transaction, tenant_transaction
 from app.core.problems import ProblemError
 from app.core.security import parse_bearer
 from app.core.tenancy import TenantContext
-from app.services.tenants import resolve_api_key
+from app.tenants.service import resolve_api_key
 
 
 async def current_tenant(authorization: Annotated[str | None, Header()] = None) -> TenantContext:
@@ -29,6 +32,17 @@ async def current_tenant(authorization: Annotated[str | None, Header()] = None) 
 
 
 Tenant = Annotated[TenantContext, Depends(current_tenant)]
+
+
+async def tenant_connection(ctx: Tenant) -> AsyncIterator[AsyncConnection]:
+    """The route's transaction, under the caller's tenant context: committed when the route returns,
+    rolled back when it raises. Scope "function" ends it before the response is sent, so a client
+    never hears 2xx for work that did not commit."""
+    async with tenant_transaction(ctx) as conn:
+        yield conn
+
+
+TenantDB = Annotated[AsyncConnection, Depends(tenant_connection, scope="function")]
 
 
 def _query_names(dependant: Dependant) -> set[str]:

@@ -6,10 +6,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from app.api.deps import Tenant
-from app.core.db import tenant_transaction
 from app.core.problems import ProblemError
-from app.schemas.common import problems
+from app.core.schemas import problems
+from app.tenants.auth import Tenant, TenantDB
 
 router = APIRouter(prefix="/api/v1", tags=["tenants"], responses=problems(401))
 
@@ -21,9 +20,8 @@ class Me(BaseModel):
 
 
 @router.get("/me", response_model=Me)
-async def me(ctx: Tenant) -> Me:
-    async with tenant_transaction(ctx) as conn:
-        row = (await conn.execute(text("SELECT tenant_id, name FROM tenants"))).first()
+async def me(ctx: Tenant, conn: TenantDB) -> Me:
+    row = (await conn.execute(text("SELECT tenant_id, name FROM tenants"))).first()
     if row is None:  # RLS hid it: the context did not reach the database
         raise ProblemError(500, "Tenant context lost", "tenant row not visible in its own context", "rls_context")
     return Me(tenant_id=str(row.tenant_id), tenant_name=row.name, user_id=ctx.user_id)

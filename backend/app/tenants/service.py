@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.sealing import PURPOSE_WEBHOOK_SECRET, key_ring
 from app.core.security import hash_api_key, new_api_key
 from app.core.tenancy import SET_API_KEY_SQL, SET_CONTEXT_SQL, TenantContext
-from app.services.webhook_signatures import new_webhook_secret
+from app.webhooks.signatures import new_webhook_secret
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,16 @@ from typing import Any
 from app.core.db import call
 from app.core.sealing import PURPOSE_WEBHOOK_SECRET, open_or_none
 from app.core.settings import Settings
-from app.services.webhook_payloads import PLATFORMS, NormalizedEvent, Rejection, interpret
-from app.services.webhook_signatures import verify
+from app.core.tenancy import TenantContext
+from app.webhooks.payloads import PLATFORMS, NormalizedEvent, Rejection, interpret
+from app.webhooks.signatures import verify
 
 TENANT_HEADER = "x-tenant-id"
 
-# Server-side functions (migration 0010): each call sets the tenant context and is one transaction.
+# Server-side functions (migrations 0010, 0024): each call sets the tenant context from the token
+# passed first (signed here for the tenant the request names; user "webhook") and is one transaction.
 # The secrets come sealed (0018) and open here; one that does not open counts as absent.
+WEBHOOK_USER = "webhook"
 SECRETS_CALL = "SELECT webhook_intake_secrets($1)"
 # The event and the outbox row that schedules its attribution commit together; a duplicate stores
 # neither and returns the first delivery's event id.
@@ -72,7 +75,8 @@ async def ingest(request: WebhookRequest, settings: Settings) -> IngestOutcome:
     if tenant_id is None:
         return IngestOutcome(401, "missing_tenant", f"{TENANT_HEADER} header must be a tenant UUID")
 
-    opened = [open_or_none(row[0], tenant_id, PURPOSE_WEBHOOK_SECRET) for row in await call(SECRETS_CALL, tenant_id)]
+    token = TenantContext(tenant_id, WEBHOOK_USER).token()
+    opened = [open_or_none(row[0], tenant_id, PURPOSE_WEBHOOK_SECRET) for row in await call(SECRETS_CALL, token)]
     secrets = [secret for secret in opened if secret is not None]
     failure = verify(
         secrets,
@@ -85,20 +89,20 @@ async def ingest(request: WebhookRequest, settings: Settings) -> IngestOutcome:
     )
     if failure is not None:
         return IngestOutcome(401, failure.value, "webhook signature verification failed")
-    return await _persist(tenant_id, request)
+    return await _persist(tenant_id, token, request)
 
 
-async def _persist(tenant_id: uuid.UUID, request: WebhookRequest) -> IngestOutcome:
+async def _persist(tenant_id: uuid.UUID, token: str, request: WebhookRequest) -> IngestOutcome:
     outcome = interpret(request.platform, request.body, str(tenant_id))
     if isinstance(outcome, Rejection):
-        return await _dead_letter(tenant_id, request, outcome)
-    return await _store_event(tenant_id, request, outcome)
+        return await _dead_letter(token, request, outcome)
+    return await _store_event(token, request, outcome)
 
 
-async def _store_event(tenant_id: uuid.UUID, request: WebhookRequest, event: NormalizedEvent) -> IngestOutcome:
+async def _store_event(token: str, request: WebhookRequest, event: NormalizedEvent) -> IngestOutcome:
     [stored] = await call(
         EVENT_CALL,
-        tenant_id,
+        token,
         request.platform,
         event.external_event_id,
         request.webhook_id,
@@ -116,10 +120,10 @@ async def _store_event(tenant_id: uuid.UUID, request: WebhookRequest, event: Nor
     return IngestOutcome(202, "accepted", "stored; attribution scheduled", {"event_id": event_id})
 
 
-async def _dead_letter(tenant_id: uuid.UUID, request: WebhookRequest, rejection: Rejection) -> IngestOutcome:
+async def _dead_letter(token: str, request: WebhookRequest, rejection: Rejection) -> IngestOutcome:
     [row] = await call(
         DEAD_LETTER_CALL,
-        tenant_id,
+        token,
         request.platform,
         request.webhook_id,
         rejection.reason,

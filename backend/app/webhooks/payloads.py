@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from app.services.pii import contains_pii, pseudonymize, scrub, scrub_text
+from app.webhooks.pii import contains_pii, pseudonymize, scrub, scrub_text
 
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\w.:-]+$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]

@@ -1,4 +1,4 @@
-"""POST /webhooks/{platform}: signed webhook intake (logic in app.services.webhooks)."""
+"""POST /webhooks/{platform}: signed webhook intake (logic in app.webhooks.intake)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.core.problems import problem_response
+from app.core.schemas import problems
 from app.core.settings import get_settings
-from app.schemas.common import problems
-from app.schemas.webhooks import WebhookReceipt
-from app.services.webhooks import IngestOutcome, WebhookRequest, ingest
+from app.webhooks.intake import IngestOutcome, WebhookRequest, ingest
+from app.webhooks.schemas import WebhookReceipt
 
 router = APIRouter(tags=["webhooks"])
 RECEIPTS: dict[int | str, dict[str, Any]] = {

@@ -1,7 +1,7 @@
 """Run the worker: ``python -m app.worker [--concurrency N] [--queues a,b]``.
 
 Settings are validated first, so a bad environment exits 2 with one line. The prefork pool is
-required: only it enforces hard time limits (DESIGN §12).
+required: only it enforces hard time limits (docs/architecture.md, "Facts about our parts").
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_or_report()
     if settings is None:
         return 2
-    from app.worker.celery_app import celery_app
+    from app.worker.celery_app import get_celery_app
     from app.worker.queues import QUEUES
 
     worker_args = [
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.hostname:
         worker_args.append(f"--hostname={args.hostname}")
-    celery_app.worker_main(worker_args)
+    get_celery_app().worker_main(worker_args)
     return 0
 
 

@@ -1,16 +1,13 @@
 """The Celery application: PostgreSQL broker and result backend, four queues.
 
-kombu's SQL transport polls the database. Its interval must be set on the transport class:
-``broker_transport_options`` are handed to ``create_engine`` and break it (DESIGN §12).
-
-When PostgreSQL restarts, the channel's commit (in a ``finally``) hits the dead session and the
-OperationalError surfaces as PendingRollbackError, which the transport does not count as a
-connection error: the worker would stop as "unrecoverable". Counting it lets Celery reconnect
-with a fresh channel and session.
+Nothing is built at import time: ``get_celery_app()`` builds the app from settings the first time
+a process needs it (the worker at start, the api for its health probe, the relay's publisher), and
+the domains' task modules register with it through ``shared_task`` when the app includes them.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
 from celery import Celery
@@ -22,16 +19,38 @@ from sqlalchemy.exc import OperationalError, PendingRollbackError
 from app.core import logs
 from app.core.db import reset_engines_after_fork
 from app.core.settings import Settings, get_settings
+from app.maintenance.ticker import HousekeepingTicker
+from app.outbox.relay_step import OutboxRelay
+from app.worker import broker
 from app.worker.queues import QUEUES
-from app.worker.relay import OutboxRelay
 
 PROBE_TASK = "app.worker.tasks.probe"
+# Every module that defines tasks; the worker imports them when the app is finalized.
+TASK_MODULES = [
+    "app.worker.tasks",
+    "app.attribution.tasks",
+    "app.reconciliation.tasks",
+    "app.llm.tasks",
+    "app.maintenance.tasks",
+]
+
+
+def configure_kombu_transport(settings: Settings) -> None:
+    """kombu's SQL transport polls the database. Its interval must be set on the transport class:
+    ``broker_transport_options`` are handed to ``create_engine`` and break it.
+
+    When PostgreSQL restarts, the channel's commit (in a ``finally``) hits the dead session and the
+    OperationalError surfaces as PendingRollbackError, which the transport does not count as a
+    connection error: the worker would stop as "unrecoverable". Counting it lets Celery reconnect
+    with a fresh channel and session."""
+    kombu_sqlalchemy.Transport.polling_interval = settings.broker_polling_interval_s
+    cast(Any, kombu_sqlalchemy.Transport).connection_errors = (OperationalError, PendingRollbackError)
+    broker.install(wakeups=settings.broker_wakeups)
 
 
 def create_celery_app(settings: Settings) -> Celery:
-    kombu_sqlalchemy.Transport.polling_interval = settings.broker_polling_interval_s
-    cast(Any, kombu_sqlalchemy.Transport).connection_errors = (OperationalError, PendingRollbackError)
-    app = Celery("attribution", include=["app.worker.tasks"])
+    configure_kombu_transport(settings)
+    app = Celery("attribution", include=TASK_MODULES, set_as_current=True)
     app.conf.update(
         broker_url=settings.celery_broker_url,
         result_backend=settings.celery_result_backend,
@@ -51,10 +70,14 @@ def create_celery_app(settings: Settings) -> Celery:
         timezone="UTC",
     )
     app.steps["worker"].add(OutboxRelay)
+    app.steps["worker"].add(HousekeepingTicker)
     return app
 
 
-celery_app = create_celery_app(get_settings())
+@functools.cache
+def get_celery_app() -> Celery:
+    """This process's Celery app, built from settings on first use."""
+    return create_celery_app(get_settings())
 
 
 def pool_result_sessions() -> None:
@@ -63,7 +86,7 @@ def pool_result_sessions() -> None:
     Celery pools them only in forked workers; the api never forks, so pooling is safe there (it is
     not in the worker parent, whose children would inherit the sockets).
     """
-    celery_app.backend.session_manager.forked = True
+    get_celery_app().backend.session_manager.forked = True
 
 
 @worker_process_init.connect

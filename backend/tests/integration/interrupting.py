@@ -21,7 +21,7 @@ import psutil
 from scripts.harness import REPO_ROOT
 from scripts.interrupts import PAUSE_ENV
 
-CLI_ENV = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'backend'}"}
+CLI_ENV = {**os.environ}
 STOP_WITHIN_S = 15.0  # the promise to an operator who presses Ctrl-C
 
 

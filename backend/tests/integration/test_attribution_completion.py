@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, event, text
 from app.attribution import last_touch
 from app.core.db import tenant_transaction_sync
 from app.core.tenancy import SET_CONTEXT_SQL
-from app.services.tenants import create_tenant
+from app.tenants.service import create_tenant
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,7 @@ from app.core.db import tenant_transaction_sync
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary
 from app.llm.router import Tier
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.tenants.service import ProvisionedTenant, create_tenant
 from scripts.bench.llm_calls import mock_config
 from scripts.harness import REPO_ROOT
 from scripts.identity.assert_runtime_identity import probe_identity

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.tenants.service import ProvisionedTenant, create_tenant
 from scripts.topology import Topology
 
 from .webhook_client import bearer, eventually
@@ -148,7 +148,9 @@ def test_job_requests_are_validated(api: httpx.Client, modelled: ProvisionedTena
     for payload in (
         {"model": "magic"},
         {"model": "bayesian", "params": {"draws": 10_000_000}},
-        {"model": "bayesian", "time_limit_s": 5, "soft_time_limit_s": 9},
+        {"model": "bayesian", "params": {"chains": 3.5}},
+        {"model": "bayesian", "params": {"chains": "3"}},
+        {"model": "bayesian", "time_limit_s": 0.5},
     ):
         response = api.post("/api/v1/attribution/jobs", headers=bearer(modelled), json=payload)
         assert response.status_code == 422, payload

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.tenants.service import ProvisionedTenant, create_tenant
 from scripts.contract import ContractValidator
 
 from .webhook_client import bearer, eventually, post_webhook

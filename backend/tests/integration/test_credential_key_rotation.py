@@ -1,5 +1,5 @@
 """Rotating the key that seals credentials, as docs/ops/secrets_at_rest.md tells an operator to:
-the new key first in the ring, restart api and worker, re-seal every value
+the new key first in the ring, sync the tenant context keys, restart api and worker, re-seal every value
 (scripts/ops/reseal_credentials.py), remove the old key, restart again. Webhooks verify and
 reconciliations run throughout; a value the re-seal missed is the control that shows the old key
 really is gone at the end.
@@ -20,14 +20,15 @@ import pytest
 from sqlalchemy import Engine
 
 from app.core.sealing import KEYS_ENV, key_ring, new_key_ring
-from app.services.credentials import PLATFORM_API_KEYS, WEBHOOK_SECRETS
-from app.services.tenants import ProvisionedTenant, create_tenant, rotate_webhook_secret
+from app.tenants.credentials import PLATFORM_API_KEYS, WEBHOOK_SECRETS
+from app.tenants.service import ProvisionedTenant, create_tenant, rotate_webhook_secret
 from scripts.harness import REPO_ROOT
 from scripts.topology import Topology
 
 from ..conftest import disposed_after, own_topology
 from .test_b07_p8_topology_closure_pack import NOW, connect_platform, platform_txn, run_reconciliation, touch
 from .test_credentials_at_rest import sealed_of
+from .test_migration_round_trip import alembic
 from .webhook_client import post_webhook
 
 RESEAL = REPO_ROOT / "scripts" / "ops" / "reseal_credentials.py"
@@ -57,9 +58,11 @@ def reseal(topo: Topology, *args: str, **env: str) -> tuple[int, dict[str, Any],
 
 
 def restart_with_ring(topo: Topology, ring: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the operator does: the ring in api's and worker's environment (and their own), then restart."""
+    """What the operator does: the ring in api's and worker's environment (and their own), the
+    database told its tenant context keys (an upgrade with nothing to migrate), then restart."""
     topo.key_ring = ring
     monkeypatch.setenv(KEYS_ENV, ring)
+    alembic(topo, "upgrade", "head")
     for service in ("api", "worker"):
         topo.stop_service(service, grace_s=2)
         topo.start_service(service)

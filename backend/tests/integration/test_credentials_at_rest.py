@@ -24,8 +24,8 @@ from app.core.db import tenant_transaction_sync
 from app.core.roles import OPS_READER_ROLE, READ_ONLY_GROUP, RUNTIME_ROLE
 from app.core.sealing import KeyRing, SealingError, key_ring, new_key_ring
 from app.reconciliation.runs import KEY_DOES_NOT_OPEN
-from app.services.credentials import PLATFORM_API_KEYS, SEALED_COLUMNS, WEBHOOK_SECRETS, SealedColumn
-from app.services.tenants import ProvisionedTenant, create_tenant, rotate_webhook_secret
+from app.tenants.credentials import PLATFORM_API_KEYS, SEALED_COLUMNS, WEBHOOK_SECRETS, SealedColumn
+from app.tenants.service import ProvisionedTenant, create_tenant, rotate_webhook_secret
 from scripts.harness import sync_dsn
 from scripts.topology import Topology
 

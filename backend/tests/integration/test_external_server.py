@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from app.core.db import tenant_transaction_sync
-from app.services.tenants import create_tenant
+from app.tenants.service import create_tenant
 from scripts.topology import Topology, TopologyConfig
 
 from .conftest import TEST_STOP_GRACE_S, engine_for

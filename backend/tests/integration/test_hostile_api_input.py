@@ -20,7 +20,7 @@ import pytest
 import yaml
 from sqlalchemy import Engine
 
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.tenants.service import ProvisionedTenant, create_tenant
 from scripts.harness import BACKEND_DIR
 from scripts.topology import Topology
 

@@ -13,8 +13,8 @@ from sqlalchemy import Engine, text
 
 from app.attribution import last_touch
 from app.core.db import tenant_transaction_sync
-from app.core.roles import revision_module
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.tenants.service import ProvisionedTenant, create_tenant
+from scripts.harness import REPO_ROOT
 
 from .test_outbox_watermark import bind, pages_read, settled_pages_read
 
@@ -27,15 +27,20 @@ FILL = text(
     "SELECT :t, 'stripe', 'evt-' || g, 'msg-' || g, CASE WHEN g % 5 = 0 THEN 'conversion' ELSE 'touchpoint' END, "
     "'cust-' || (g % 400), 'search', now() - make_interval(mins => g), 100, 'usd', '{}' FROM generate_series(1, :n) g"
 )
+# The first argument names the tenant: a signed context token for the function at head (migration
+# 0024), the tenant id itself for the control below.
 INTAKE = (
     "SELECT * FROM {function}('{tenant}', 'stripe', '{event}', '{message}', 'conversion', 'cust-1', "
     "NULL, now(), 100, 'usd', '{{}}')"
 )
-# The control: the intake function as migration 0010 wrote it, as a temporary function of the
-# owner's session (row-level security is forced, so it binds the owner too).
-INTAKE_BEFORE_0015 = str(revision_module("0010_webhook_intake_functions.py").EVENT).replace(
-    "CREATE FUNCTION webhook_intake_event(", "CREATE FUNCTION pg_temp.intake_before_0015(", 1
+# The control: the intake function as migration 0010 wrote it (and 0015's downgrade restores it), as
+# a temporary function of the owner's session (row-level security is forced, so it binds the owner too).
+INTAKE_BEFORE_0015 = (
+    (REPO_ROOT / "backend" / "alembic" / "versions" / "sql" / "0015_downgrade_webhook_intake_event.sql")
+    .read_text(encoding="utf-8")
+    .replace("CREATE OR REPLACE FUNCTION webhook_intake_event(", "CREATE FUNCTION pg_temp.intake_before_0015(", 1)
 )
+assert "pg_temp.intake_before_0015(" in INTAKE_BEFORE_0015
 UNSCOPED_RECOMPUTE = last_touch.LAST_TOUCH_ROWS.replace("c.tenant_id = :tenant_id AND ", "")
 
 
@@ -49,9 +54,9 @@ def recompute_rows(sql: str, tenant: ProvisionedTenant) -> str:
     return bind(sql, tenant_id=f"'{tenant.tenant_id}'", lookback_days=30)
 
 
-def duplicate_intake(function: str, tenant: ProvisionedTenant) -> str:
+def duplicate_intake(function: str, tenant: str) -> str:
     """A delivery of the event the tenant's first intake stored: a duplicate."""
-    return INTAKE.format(function=function, tenant=tenant.tenant_id, event="evt-dup", message="again")
+    return INTAKE.format(function=function, tenant=tenant, event="evt-dup", message="again")
 
 
 @pytest.fixture(scope="module")
@@ -68,23 +73,18 @@ def crowded(runtime_engine: Engine, owner_engine: Engine) -> None:
 @pytest.mark.usefixtures("crowded")
 def test_a_duplicate_webhook_does_not_scan_other_tenants_events(runtime_engine: Engine, owner_engine: Engine) -> None:
     tenant = quiet_tenant(runtime_engine)
+    token = tenant.context.token()  # in the SQL text here only: EXPLAIN takes no parameters
     with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
         first = conn.execute(
-            text(
-                INTAKE.format(
-                    function="webhook_intake_event", tenant=tenant.tenant_id, event="evt-dup", message="msg-dup"
-                )
-            )
+            text(INTAKE.format(function="webhook_intake_event", tenant=token, event="evt-dup", message="msg-dup"))
         ).one()
-        duplicate = settled_pages_read(conn, duplicate_intake("webhook_intake_event", tenant))
+        duplicate = settled_pages_read(conn, duplicate_intake("webhook_intake_event", token))
         again = conn.execute(
-            text(
-                INTAKE.format(function="webhook_intake_event", tenant=tenant.tenant_id, event="evt-dup", message="last")
-            )
+            text(INTAKE.format(function="webhook_intake_event", tenant=token, event="evt-dup", message="last"))
         ).one()
     with tenant_transaction_sync(tenant.context, owner_engine) as conn:
         conn.execute(text(INTAKE_BEFORE_0015))
-        before = settled_pages_read(conn, duplicate_intake("pg_temp.intake_before_0015", tenant))
+        before = settled_pages_read(conn, duplicate_intake("pg_temp.intake_before_0015", str(tenant.tenant_id)))
     assert (first.duplicate, again.duplicate, again.event_id) == (False, True, first.event_id)
     assert before > 100, f"the control (0010's lookup) should read other tenants' events ({before} pages)"
     assert duplicate < min(40, before / 4), f"a duplicate intake read {duplicate} pages; 0010's read {before}"
@@ -96,7 +96,9 @@ def test_a_recompute_does_not_scan_other_tenants_events(runtime_engine: Engine, 
     with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
         conn.execute(
             text(
-                INTAKE.format(function="webhook_intake_event", tenant=tenant.tenant_id, event="evt-1", message="msg-1")
+                INTAKE.format(
+                    function="webhook_intake_event", tenant=tenant.context.token(), event="evt-1", message="msg-1"
+                )
             )
         )
         scoped = settled_pages_read(conn, recompute_rows(last_touch.LAST_TOUCH_ROWS, tenant))

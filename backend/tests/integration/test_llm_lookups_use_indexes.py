@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
-from app.services.tenants import create_tenant
+from app.tenants.service import create_tenant
 
 from .test_outbox_watermark import ADMIT, BUDGET, pages_read
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
-from app.services.tenants import ProvisionedTenant, add_user, create_tenant
+from app.tenants.service import ProvisionedTenant, add_user, create_tenant
 
 from .webhook_client import bearer
 

@@ -9,7 +9,7 @@ import httpx
 from celery import Celery
 from sqlalchemy import Engine, text
 
-from app.services.tenants import create_tenant
+from app.tenants.service import create_tenant
 from scripts.bench.llm_calls import mock_boundary
 from scripts.topology import Topology
 

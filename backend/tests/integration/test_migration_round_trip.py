@@ -13,9 +13,10 @@ from sqlalchemy import Engine, TextClause, text
 
 from app.core.db import tenant_transaction_sync
 from app.core.sealing import KEYS_ENV, PURPOSE_PLATFORM_API_KEY, PURPOSE_WEBHOOK_SECRET, key_ring
-from app.services.credentials import PLATFORM_API_KEYS, WEBHOOK_SECRETS
-from app.services.health import migration_head
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.core.tenancy import SET_LEGACY_CONTEXT_SQL, legacy_params
+from app.monitoring.readiness import migration_head
+from app.tenants.credentials import PLATFORM_API_KEYS, WEBHOOK_SECRETS
+from app.tenants.service import ProvisionedTenant, create_tenant
 from scripts.harness import REPO_ROOT
 from scripts.topology import Topology
 
@@ -62,7 +63,9 @@ PLAINTEXT_SQL = {
 
 
 def stored(runtime: Engine, tenant: ProvisionedTenant, queries: dict[str, TextClause]) -> dict[str, list[str]]:
-    with tenant_transaction_sync(tenant.context, runtime) as conn:
+    """The tenant's rows in a database migrated below 0024, whose context is the unsigned ids."""
+    with runtime.begin() as conn:
+        conn.execute(SET_LEGACY_CONTEXT_SQL, legacy_params(tenant.context))
         return {name: list(conn.execute(query).scalars()) for name, query in queries.items()}
 
 

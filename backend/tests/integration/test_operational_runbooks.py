@@ -41,7 +41,6 @@ def test_runbook_commands_run(topology: Topology, runbook: str, tmp_path: Path) 
         **topology.operator_env,
         "B07_P4_ARTIFACT_DIR": str(tmp_path.parent / "p4-runbooks"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'backend'}",
     }
     Path(env["B07_P4_ARTIFACT_DIR"]).mkdir(exist_ok=True)
     for command in commands(RUNBOOKS / runbook):

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from app.services.tenants import ProvisionedTenant
+from app.tenants.service import ProvisionedTenant
 from scripts.harness import REPO_ROOT
 from scripts.topology import Topology
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 def cli(
     topology: Topology, *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = {**os.environ, **topology.operator_env, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'backend'}"}
+    base = {**os.environ, **topology.operator_env}
     return subprocess.run(
         [sys.executable, "-m", "scripts.ops.tenants", *args],
         cwd=REPO_ROOT,

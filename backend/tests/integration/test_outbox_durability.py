@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.tenants.service import ProvisionedTenant, create_tenant
 from scripts.topology import Topology
 
 from .conftest import engine_for, own_topology
@@ -66,7 +66,7 @@ def test_broker_write_failure_is_retried(
             response = post_webhook(api, "touchpoints", tenant, {**TOUCH, "event_id": "tp-broker-down"})
         assert response.status_code == 202  # acknowledged: event and outbox row are committed
         eventually(lambda: outbox_state(runtime, tenant)["total"] == 1, timeout_s=5)
-        relay_log = durable.processes["worker"].log_path  # the relay runs in the worker (app.worker.relay)
+        relay_log = durable.processes["worker"].log_path  # the relay runs in the worker (app.outbox.relay_step)
         eventually(lambda: "relay pass failed" in relay_log.read_text(), timeout_s=10)  # passes fail meanwhile
         assert outbox_state(runtime, tenant) == {"pending": 1, "completed": 0, "total": 1}
     finally:

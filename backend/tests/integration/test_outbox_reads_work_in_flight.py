@@ -13,8 +13,9 @@ from sqlalchemy import Engine, text
 
 from app.attribution.last_touch import COMPLETE_OUTBOX_SQL
 from app.core.db import tenant_transaction_sync
-from app.core.roles import SYSTEM_ROLE, revision_module
-from app.services.tenants import create_tenant
+from app.core.roles import SYSTEM_ROLE
+from app.tenants.service import create_tenant
+from scripts.harness import REPO_ROOT
 
 from .test_outbox_watermark import bind, settled_pages_read
 
@@ -34,7 +35,12 @@ FILL_PENDING = text(
 COMPLETE_FINDS = "SELECT count(*) FROM outbox WHERE " + COMPLETE_OUTBOX_SQL.text.split(" WHERE ", 1)[1]
 # The control: the tenant's recompute rows up to an id, through the (tenant_id, id) index the
 # completion used before the partial one existed. It reads the whole history.
-BUSY_TENANTS = revision_module("0017_cross_tenant_functions.py").BUSY_TENANTS  # inside outbox_claim()
+# The busy-tenants question inside outbox_claim(), as the function's current definition asks it.
+OUTBOX_CLAIM = (REPO_ROOT / "backend" / "sql" / "functions" / "outbox_claim.sql").read_text(encoding="utf-8")
+BUSY_TENANTS = (
+    OUTBOX_CLAIM.split("WITH busy AS (", 1)[1].split("\n    )\n", 1)[0].replace("p_coalesce_s", ":coalesce_s")
+)
+assert BUSY_TENANTS.count("SELECT b.tenant_id FROM outbox b") == 2, BUSY_TENANTS
 HISTORY_WALK = (
     "SELECT count(*) FROM outbox WHERE tenant_id = :tenant_id AND kind = 'attribution_recompute' AND id <= :up_to"
 )

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from app.core.db import tenant_transaction_sync
-from app.services.tenants import create_tenant
+from app.tenants.service import create_tenant
 from scripts.harness import poll_until
 from scripts.topology import Topology
 

@@ -55,7 +55,7 @@ def kill_switch_on(topology: Topology) -> Iterator[None]:
         subprocess.run(
             [sys.executable, "scripts/ops/llm_kill_switch.py", *args],
             cwd=REPO_ROOT,
-            env={**topology.operator_env, "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'backend'}"},
+            env={**topology.operator_env},
             capture_output=True,
             check=True,
             timeout=60,

@@ -19,8 +19,8 @@ from psycopg import pq
 from sqlalchemy import Engine, text
 
 from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
-from app.core.tenancy import SET_CONTEXT_SQL, TenantContext
-from app.services.tenants import create_tenant
+from app.core.tenancy import CONTEXT_GUC, SET_CONTEXT_SQL, TenantContext
+from app.tenants.service import create_tenant
 from scripts.topology import Topology
 
 from ..conftest import one_connection_pool
@@ -109,7 +109,7 @@ def test_a_failed_unit_leaves_nothing_and_a_clean_connection(
         assert conn.info.transaction_status == pq.TransactionStatus.IDLE
         raw.close()
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT current_setting('app.current_tenant_id', true)")).scalar_one() in (
+            assert conn.execute(text(f"SELECT current_setting('{CONTEXT_GUC}', true)")).scalar_one() in (
                 "",
                 None,
             )

@@ -1,7 +1,8 @@
 """The privilege audit passes on the migrated schema and fails on each kind of drift it guards:
 a new tenant table without forced RLS, a write grant to a read-only role, a grant to PUBLIC, a
-missing tenant table, a SECURITY DEFINER function without a pinned search_path, and (as the
-cluster's superuser) PUBLIC's default rights to other databases and to large objects.
+missing tenant table, a SECURITY DEFINER function without a pinned search_path, a policy reading a
+setting itself, a forgeable tenant context function, a role that may read the context keys, and (as
+the cluster's superuser) PUBLIC's default rights to other databases and to large objects.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from scripts.topology import Topology
 
 from .conftest import superuser_dsn
 
+CURRENT_TENANT_FILE = REPO_ROOT / "backend" / "sql" / "functions" / "app_current_tenant.sql"
+
 
 def audit(topology: Topology) -> tuple[int, dict[str, Any]]:
     env = {
         **os.environ,
         "OPS_DATABASE_URL": topology.dsns.ops,
-        "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'backend'}",
     }
     result = subprocess.run(
         [sys.executable, "scripts/identity/audit_privileges.py"],
@@ -51,6 +53,11 @@ def test_the_migrated_schema_is_least_privilege(topology: Topology) -> None:
     assert set(roles) == {"app_user", "app_rw", "app_ro", "ops_reader"}
     assert "app_rw" in roles["app_user"]["member_of"]
     assert len(report["tenant_tables"]) >= 10  # every tenant table was looked at
+    assert {f["name"] for f in report["context_functions"] if f["security_definer"]} == set(
+        audit_privileges.CONTEXT_FUNCTIONS
+    )
+    access = {row["role"]: row["allowed"] for row in report["context_key_access"]}
+    assert set(access) == {*audit_privileges.KEY_READERS, "PUBLIC"} and not any(access.values())
 
 
 @pytest.mark.parametrize(
@@ -110,6 +117,37 @@ def test_the_migrated_schema_is_least_privilege(topology: Topology) -> None:
             "GRANT SELECT (secret_sealed) ON webhook_secrets TO ops_reader",
             "REVOKE SELECT (secret_sealed) ON webhook_secrets FROM ops_reader",
             "ops_reader may read sealed column webhook_secrets.secret_sealed",
+        ),
+        (
+            "CREATE POLICY audit_drift_raw ON outbox USING (tenant_id = current_setting('app.current_tenant_id')::uuid)",
+            "DROP POLICY audit_drift_raw ON outbox",
+            "policy audit_drift_raw on outbox is keyed on setting app.current_tenant_id",
+        ),
+        (
+            "CREATE POLICY audit_drift_key ON outbox FOR SELECT USING (current_setting('app.api_key_hash') <> '')",
+            "DROP POLICY audit_drift_key ON outbox",
+            "policy audit_drift_key on outbox is keyed on setting app.api_key_hash",
+        ),
+        (
+            "CREATE OR REPLACE FUNCTION app_current_tenant() RETURNS uuid LANGUAGE sql STABLE AS "
+            "$$ SELECT nullif(current_setting('app.current_tenant_id', true), '')::uuid $$",
+            CURRENT_TENANT_FILE.read_text(encoding="utf-8"),
+            "tenant context function app_current_tenant() is not a SECURITY DEFINER function of app_system",
+        ),
+        (
+            "GRANT SELECT ON tenant_context_keys TO ops_reader",
+            "REVOKE SELECT ON tenant_context_keys FROM ops_reader",
+            "ops_reader may access tenant_context_keys, the keys that sign tenant contexts",
+        ),
+        (
+            "GRANT SELECT ON tenant_context_keys TO app_rw",
+            "REVOKE SELECT ON tenant_context_keys FROM app_rw",
+            "app_user may access tenant_context_keys, the keys that sign tenant contexts",
+        ),
+        (
+            "GRANT UPDATE ON tenant_context_keys TO ops_admin",
+            "REVOKE UPDATE ON tenant_context_keys FROM ops_admin",
+            "ops_admin may access tenant_context_keys, the keys that sign tenant contexts",
         ),
         (
             "GRANT SELECT ON kombu_message TO app_ro",
@@ -183,6 +221,8 @@ def test_a_missing_role_fails_the_audit() -> None:
             "limit_writes",
             "limit_guards",
             "sealed_readers",
+            "context_functions",
+            "context_key_access",
         )
     }
     found = audit_privileges.violations(empty)
@@ -190,3 +230,5 @@ def test_a_missing_role_fails_the_audit() -> None:
     assert "expected tenant table attribution_events is missing" in found
     assert "expected role app_system is missing" in found
     assert "guard trigger llm_budget_period_guard on llm_budget_periods is missing or disabled" in found
+    assert "tenant context function app_current_tenant() is missing" in found
+    assert "context key table tenant_context_keys is missing" in found

@@ -1,13 +1,17 @@
-"""An attacker holding a SQL session as app_user (a SQL injection, a compromised api or worker) or as
+"""An attacker holding a SQL session as app_user (a SQL injection, a leaked runtime DSN) or as
 ops_reader tries: PostgreSQL's PUBLIC defaults (large objects, the cluster's other databases), session
-settings that once opened other tenants' rows, other roles, and search-path shadowing. Each attempt
+settings that once opened other tenants' rows, a forged, expired or swapped tenant context, the keys
+that sign it, other roles, and search-path shadowing. Each attempt
 must be refused; each kind has a control that widens the one grant or policy it relies on and shows
 the attempt would then succeed, so a refusal for some other reason cannot pass for the property.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
@@ -17,7 +21,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from app.core.db import tenant_transaction_sync
-from app.core.tenancy import SET_CONTEXT_SQL
+from app.core.tenancy import (
+    CONTEXT_GUC,
+    CONTEXT_KEYS_TABLE,
+    LEGACY_TENANT_GUC,
+    LEGACY_USER_GUC,
+    SET_CONTEXT_SQL,
+    SET_LEGACY_CONTEXT_SQL,
+    context_keys,
+    legacy_params,
+    sign_with,
+)
 from scripts.harness import sync_dsn
 from scripts.topology import Topology
 
@@ -312,3 +326,181 @@ def test_a_caller_passing_a_huge_hourly_limit_is_still_shut_off(
             )
         ).one()
     assert tuple(verdict) == ("blocked", "hourly_shutoff")
+
+
+# -- forging the tenant context -----------------------------------------------------------------
+
+
+def _forged_key(tenants: TwoTenants) -> str:
+    """B's context signed with a key the database does not know, under the current key id."""
+    kid, _ = context_keys()
+    return sign_with(secrets.token_bytes(32), kid, tenants.b.context, expires=int(time.time()) + 300)
+
+
+def _expired(tenants: TwoTenants) -> str:
+    kid, keys = context_keys()
+    return sign_with(keys[kid], kid, tenants.b.context, expires=int(time.time()) - 1)
+
+
+def _unknown_key_id(tenants: TwoTenants) -> str:
+    kid, keys = context_keys()
+    return sign_with(keys[kid], "not-a-known-key", tenants.b.context, expires=int(time.time()) + 300)
+
+
+def _tenant_swapped(tenants: TwoTenants) -> str:
+    """A's valid token (its MAC included) with B's id put in place of A's."""
+    return tenants.a.context.token().replace(str(tenants.a.tenant_id), str(tenants.b.tenant_id))
+
+
+def _raw_tenant_id(tenants: TwoTenants) -> str:
+    return str(tenants.b.tenant_id)
+
+
+FORGERIES: dict[str, Callable[[TwoTenants], str]] = {
+    "wrong-mac": _forged_key,
+    "expired": _expired,
+    "unknown-key-id": _unknown_key_id,
+    "tenant-swapped": _tenant_swapped,
+    "raw-tenant-id": _raw_tenant_id,
+}
+SET_TOKEN = f"SELECT set_config('{CONTEXT_GUC}', :token, :local)"
+
+
+@pytest.mark.parametrize("local", [True, False], ids=["local", "session"])
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+@pytest.mark.usefixtures("work_of_b")
+def test_a_forged_context_sees_and_writes_nothing(
+    runtime_engine: Engine, two_tenants: TwoTenants, forgery: str, local: bool
+) -> None:
+    """Inside A's unit of work, the attacker replaces the context with one claiming B: it verifies as
+    no context at all (not even A's), so it reads none of B's rows and may not write one."""
+    token = FORGERIES[forgery](two_tenants)
+    with as_tenant_rolled_back(runtime_engine, two_tenants) as conn:
+        conn.execute(text(SET_TOKEN), {"token": token, "local": local})
+        verified = conn.execute(text("SELECT app_current_tenant(), app_current_user(), app_current_context()"))
+        assert tuple(verified.one()) == (None, None, (None, None))
+        seen = rows_of_b_seen_by_a(conn, two_tenants)
+        with pytest.raises(ProgrammingError, match="row-level security"), conn.begin_nested():
+            conn.execute(INSERT_EVENT_OF_B, {"b": two_tenants.b.tenant_id})
+    assert seen == dict.fromkeys(seen, 0)
+
+
+SET_LEGACY_SESSION = text(
+    f"SELECT set_config('{LEGACY_TENANT_GUC}', :tenant_id, false), set_config('{LEGACY_USER_GUC}', :user_id, false)"
+)
+
+
+@pytest.mark.parametrize("local", [True, False], ids=["local", "session"])
+@pytest.mark.usefixtures("work_of_b")
+def test_the_old_settings_name_no_tenant(runtime_engine: Engine, two_tenants: TwoTenants, local: bool) -> None:
+    """``app.current_tenant_id`` / ``app.current_user_id`` (what the context was before 0024) set to B."""
+    with runtime_engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            conn.execute(SET_LEGACY_CONTEXT_SQL if local else SET_LEGACY_SESSION, legacy_params(two_tenants.b.context))
+            assert conn.execute(text("SELECT app_current_tenant()")).scalar_one() is None
+            seen = rows_of_b_seen_by_a(conn, two_tenants)
+        finally:
+            transaction.rollback()
+    assert seen == dict.fromkeys(seen, 0)
+
+
+@pytest.mark.usefixtures("work_of_b")
+def test_control_a_correctly_signed_context_for_b_shows_b(runtime_engine: Engine, two_tenants: TwoTenants) -> None:
+    """The verification is not one that always fails: B's own signed token reads and reaches B's rows."""
+    with as_tenant_rolled_back(runtime_engine, two_tenants) as conn:
+        conn.execute(text(SET_TOKEN), {"token": two_tenants.b.context.token(), "local": True})
+        seen = rows_of_b_seen_by_a(conn, two_tenants)
+        conn.execute(INSERT_EVENT_OF_B, {"b": two_tenants.b.tenant_id})
+    assert seen["attribution_events"] == 1 and seen["attribution_jobs"] >= 1 and seen["jobs_updated"] >= 1
+
+
+@pytest.mark.usefixtures("work_of_b")
+def test_control_the_old_scheme_was_open(runtime_engine: Engine, owner_engine: Engine, two_tenants: TwoTenants) -> None:
+    """A policy keyed on the raw setting, as every policy was before 0024: the same game then reads B's event."""
+    raw = f"USING (tenant_id = nullif(current_setting('{LEGACY_TENANT_GUC}', true), '')::uuid)"
+    with owner_engine.begin() as conn:
+        conn.execute(text(f"CREATE POLICY attack_control ON attribution_events FOR SELECT {raw}"))
+    try:
+        with runtime_engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                conn.execute(SET_LEGACY_CONTEXT_SQL, legacy_params(two_tenants.b.context))
+                seen = rows_of_b_seen_by_a(conn, two_tenants)
+            finally:
+                transaction.rollback()
+        assert seen["attribution_events"] == 1
+    finally:
+        with owner_engine.begin() as conn:
+            conn.execute(text("DROP POLICY attack_control ON attribution_events"))
+
+
+INSERT_EVENT_OF_B = text(
+    "INSERT INTO attribution_events (tenant_id, platform, external_event_id, event_type, occurred_at) "
+    "VALUES (:b, 'stripe', 'forged-' || gen_random_uuid(), 'conversion', now())"
+)
+KEY_READERS = ("runtime_sync", "ops", "ops_admin")  # Dsns attributes: app_user, ops_reader, ops_admin
+
+
+@pytest.mark.parametrize("reader", KEY_READERS)
+def test_no_login_role_reads_the_context_keys(topology: Topology, reader: str) -> None:
+    with (
+        psycopg.connect(attacker_dsn(topology, reader)) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match=CONTEXT_KEYS_TABLE),
+    ):
+        conn.execute(f"SELECT k_ipad, k_opad FROM {CONTEXT_KEYS_TABLE}")
+
+
+def test_control_the_keys_read_once_granted(topology: Topology, owner_engine: Engine) -> None:
+    with owner_engine.begin() as conn:
+        conn.execute(text(f"GRANT SELECT ON {CONTEXT_KEYS_TABLE} TO ops_reader"))
+    try:
+        with psycopg.connect(attacker_dsn(topology, "ops")) as conn:
+            assert conn.execute(f"SELECT count(*) FROM {CONTEXT_KEYS_TABLE}").fetchone() == (1,)
+    finally:
+        with owner_engine.begin() as conn:
+            conn.execute(text(f"REVOKE SELECT ON {CONTEXT_KEYS_TABLE} FROM ops_reader"))
+
+
+INTAKE_EVENT = text(
+    "SELECT * FROM webhook_intake_event(:token, 'stripe', :event, :event, 'conversion', 'cust-1', NULL, now(), "
+    "100, 'usd', '{}')"
+)
+INTAKE_DEAD_LETTER = text(
+    "SELECT webhook_intake_dead_letter(:token, 'stripe', :event, 'invalid_json', '{}', 'sha', 1, NULL)"
+)
+INTAKE_SECRETS = text("SELECT webhook_intake_secrets(:token)")
+STORED_BY_INTAKE = text(
+    "SELECT (SELECT count(*) FROM attribution_events WHERE external_event_id = :event)"
+    " + (SELECT count(*) FROM dead_letter_events WHERE webhook_id = :event)"
+)
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+def test_the_intake_functions_refuse_a_forged_context(
+    runtime_engine: Engine, two_tenants: TwoTenants, forgery: str
+) -> None:
+    """Called directly with a context claiming B: no secret of B's comes back, and nothing is stored."""
+    token, event = FORGERIES[forgery](two_tenants), f"forged-{uuid.uuid4().hex}"
+    with runtime_engine.connect() as conn:
+        assert conn.execute(INTAKE_SECRETS, {"token": token}).all() == []
+        conn.rollback()
+        for call in (INTAKE_EVENT, INTAKE_DEAD_LETTER):
+            with pytest.raises(ProgrammingError, match="no valid tenant context"):
+                conn.execute(call, {"token": token, "event": event})
+            conn.rollback()
+    with tenant_transaction_sync(two_tenants.b.context, runtime_engine) as conn:
+        assert conn.execute(STORED_BY_INTAKE, {"event": event}).scalar_one() == 0
+
+
+def test_control_the_intake_functions_take_a_signed_context(runtime_engine: Engine, two_tenants: TwoTenants) -> None:
+    token, event = two_tenants.b.context.token(), f"signed-{uuid.uuid4().hex}"
+    with runtime_engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            assert len(conn.execute(INTAKE_SECRETS, {"token": token}).all()) >= 1
+            for call in (INTAKE_EVENT, INTAKE_DEAD_LETTER):
+                conn.execute(call, {"token": token, "event": event})
+            assert conn.execute(STORED_BY_INTAKE, {"event": event}).scalar_one() == 2
+        finally:
+            transaction.rollback()

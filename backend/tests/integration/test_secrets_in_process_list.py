@@ -86,7 +86,6 @@ def test_no_secret_on_a_command_line_while_the_dashboards_run(
     """The P4 dashboards read the DSN from the environment (``-``); given as an argument (the control)
     the same run shows the ops_reader password to anyone running ps."""
     env = {**os.environ, **topology.operator_env, "PYTHON": sys.executable}
-    env["PYTHONPATH"] = f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'backend'}"
     probe = tmp_path / "runtime_db_probe.json"
     dsn = "-" if dsn_argument == "-" else env[dsn_argument]
     lines = command_lines_while(

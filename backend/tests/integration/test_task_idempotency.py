@@ -20,8 +20,8 @@ from celery import Celery
 from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
-from app.services.outbox import RECOMPUTE_TASK, RECONCILE_TASK, RUN_JOB_TASK
-from app.services.tenants import ProvisionedTenant, create_tenant
+from app.outbox.relay import RECOMPUTE_TASK, RECONCILE_TASK, RUN_JOB_TASK
+from app.tenants.service import ProvisionedTenant, create_tenant
 from scripts.topology import Topology
 
 from ..conftest import TwoTenants

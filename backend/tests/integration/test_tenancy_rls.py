@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
 from app.core.roles import OWNER_ROLE
-from app.core.tenancy import TenantContext
+from app.core.tenancy import CONTEXT_GUC, TenantContext
 from scripts.harness import sync_dsn
 from scripts.topology import Topology
 
@@ -77,7 +77,7 @@ def test_context_does_not_leak_between_transactions_on_one_pooled_connection(
             assert conn.execute(COUNT_EVENTS).scalar_one() == 1
         with engine.connect() as conn:
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first_pid  # same session
-            assert conn.execute(text("SELECT current_setting('app.current_tenant_id', true)")).scalar_one() in (
+            assert conn.execute(text(f"SELECT current_setting('{CONTEXT_GUC}', true)")).scalar_one() in (
                 "",
                 None,
             )

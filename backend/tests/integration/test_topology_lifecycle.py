@@ -120,7 +120,7 @@ def test_killed_run_is_cleaned_up_by_the_next(test_artifacts: Path) -> None:
     name = "pytest-sigkill"
     up = start_cli_up(name, test_artifacts / name)
     state = wait_for_state(name, "worker")
-    up.kill()  # no teardown runs: the server and children survive (DESIGN §12)
+    up.kill()  # no teardown runs: the server and children survive (docs/architecture.md, "Facts about our parts")
     up.wait(timeout=10)
     pids, pgdata = recorded(state)
     assert pgdata and postgres_processes_for(pgdata), "the embedded server should outlive its parent"

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app.core.db import tenant_transaction_sync
-from app.services.tenants import ProvisionedTenant, create_tenant, rotate_webhook_secret
+from app.tenants.service import ProvisionedTenant, create_tenant, rotate_webhook_secret
 from scripts.topology import Topology
 
 from ..conftest import engine_for, stored_text

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from app.services.tenants import ProvisionedTenant
-from app.services.webhook_signatures import sign
+from app.tenants.service import ProvisionedTenant
+from app.webhooks.signatures import sign
 
 T = TypeVar("T")
 

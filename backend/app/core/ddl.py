@@ -1,10 +1,25 @@
-"""DDL helpers the migrations share: forced row-level security and role grants."""
+"""DDL helpers for the migrations in backend/alembic/versions: forced row-level security, role grants,
+function installation, and the frozen SQL files a revision applies.
+
+Revisions already applied somewhere call these, so what a helper emits never changes: a new shape
+of policy or grant is a new helper (or plain SQL in the new revision). The current definition of
+every function and policy lives in backend/sql/ (see its README), not here.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
 
 from alembic import op
 
 from app.core.roles import OPS_READER_ROLE, READ_ONLY_GROUP, READ_WRITE_GROUP, RUNTIME_ROLE, SYSTEM_ROLE
+
+
+def frozen_sql(revision_file: str, name: str) -> str:
+    """The text of ``sql/<name>`` beside a revision (pass its ``__file__``): a frozen copy of what
+    that revision applies, never edited once the revision is released."""
+    return (Path(revision_file).parent / "sql" / name).read_text(encoding="utf-8")
 
 
 def force_tenant_rls(table: str, *, user_scoped: bool = False) -> None:
@@ -24,6 +39,20 @@ def grant_runtime(table: str, *, writable: bool = True) -> None:
     else:
         op.execute(f"GRANT SELECT ON {table} TO {READ_WRITE_GROUP}")
     op.execute(f"GRANT SELECT ON {table} TO {READ_ONLY_GROUP}, {OPS_READER_ROLE}")
+
+
+def install_functions(execute: Callable[[str], object], functions: dict[str, str]) -> None:
+    """Create server-side functions ({signature: CREATE FUNCTION ...}) that the runtime may call:
+    EXECUTE goes to the read-write group instead of PUBLIC (PostgreSQL's default)."""
+    for signature, body in functions.items():
+        execute(body)
+        execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+        execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {READ_WRITE_GROUP}")
+
+
+def drop_functions(execute: Callable[[str], object], functions: dict[str, str]) -> None:
+    for signature in reversed(functions):
+        execute(f"DROP FUNCTION {signature}")
 
 
 def install_system_functions(functions: dict[str, str]) -> None:

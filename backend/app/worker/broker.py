@@ -1,0 +1,125 @@
+"""The PostgreSQL broker, woken by NOTIFY instead of sleeping out its polling interval.
+
+kombu's SQL transport finds new messages by polling: after a pass over the queues finds nothing,
+it sleeps ``polling_interval`` before looking again, so a task waits up to one interval before a
+worker sees it, and longer when the worker was between passes. Here every publish also sends a
+``NOTIFY`` in the transaction that stores the message (PostgreSQL delivers it at commit, so a
+consumer never wakes before the row is visible), and the consumer waits on ``LISTEN`` for at most
+the same interval instead of sleeping. Polling stays as the safety net: a notification lost while
+the listener reconnects costs at most one interval, as before.
+
+``install()`` makes ``sqla+postgresql://`` broker URLs use this transport in this process
+(setting BROKER_WAKEUPS=false keeps kombu's polling-only transport).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from queue import Empty
+from typing import Any
+
+import psycopg
+from kombu import transport as kombu_transports
+from kombu.transport import sqlalchemy as kombu_sqlalchemy
+from kombu.utils.objects import cached_property
+from sqlalchemy import text
+
+log = logging.getLogger(__name__)
+
+WAKEUP_CHANNEL = "kombu_wakeup"
+NOTIFY_SQL = text(f"NOTIFY {WAKEUP_CHANNEL}")
+
+
+class NotifyingChannel(kombu_sqlalchemy.Channel):
+    # kombu's two base classes name the second argument differently (message, payload).
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        # Queued in the session's transaction before kombu adds the message and commits: one commit
+        # makes both visible, the row first. (The first message to a new queue commits the queue's
+        # row, and the notification with it, early; that consumer finds it on the next poll.)
+        self.session.execute(NOTIFY_SQL)
+        super()._put(queue, payload, **kwargs)
+
+
+def listener_dsn(engine_url: str) -> str:
+    """The transport's SQLAlchemy URL (``postgresql://`` or ``postgresql+driver://``) as a libpq URI."""
+    scheme, rest = engine_url.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+class Wakeups:
+    """A LISTEN connection; ``wait(t)`` returns at the first notification or after ``t`` seconds.
+    Any failure closes it and waits out ``t`` instead (the next wait reconnects)."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: psycopg.Connection[Any] | None = None
+        self._warned = False
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+            self._conn.execute(f"LISTEN {WAKEUP_CHANNEL}")
+        return self._conn
+
+    def wait(self, timeout: float) -> None:
+        try:
+            conn = self._connection()
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
+                break
+            for _ in conn.notifies(timeout=0):  # drop the rest of a burst: one pass reads them all
+                pass
+        except (psycopg.Error, OSError):
+            if not self._warned:
+                log.warning("broker wake-up listener unavailable; polling only", exc_info=True)
+                self._warned = True
+            self.close()
+            time.sleep(timeout)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                self._conn.close()
+            self._conn = None
+
+
+class NotifiedTransport(kombu_sqlalchemy.Transport):
+    Channel = NotifyingChannel
+
+    @cached_property
+    def wakeups(self) -> Wakeups:
+        assert self.client is not None
+        return Wakeups(listener_dsn(self.client.hostname))  # kombu keeps the engine URL there
+
+    def drain_events(self, connection: Any, timeout: float | None = None, **_: Any) -> None:
+        """kombu's loop (a pass over the queues, then wait), with the wait on LISTEN."""
+        started = time.monotonic()
+        interval = self.polling_interval
+        if timeout and interval and interval > timeout:
+            interval = timeout
+        while True:
+            try:
+                assert self.cycle is not None
+                self.cycle.get(self._deliver, timeout=timeout)
+            except Empty:
+                if timeout is not None and time.monotonic() - started >= timeout:
+                    raise TimeoutError() from None
+                if interval is not None:
+                    self.wakeups.wait(interval)
+            else:
+                return
+
+    def close_connection(self, connection: Any) -> None:
+        if "wakeups" in self.__dict__:
+            self.wakeups.close()
+        super().close_connection(connection)
+
+
+KOMBU_SQLA = "kombu.transport.sqlalchemy:Transport"
+
+
+def install(*, wakeups: bool = True) -> None:
+    """Resolve kombu's ``sqla`` transport alias to this transport in this process (or, without
+    wake-ups, back to kombu's polling-only one: the baseline the queue benchmark compares with)."""
+    kombu_transports.TRANSPORT_ALIASES["sqla"] = f"{__name__}:NotifiedTransport" if wakeups else KOMBU_SQLA

@@ -1,0 +1,5 @@
+-- Row-level security on llm_budget_reservations (enabled and forced): a transaction
+-- sees and writes its user's rows inside its tenant only.
+CREATE POLICY tenant_isolation ON llm_budget_reservations
+USING ((tenant_id, user_id) = (SELECT c.tenant_id, c.user_id FROM app_current_context() c))
+WITH CHECK ((tenant_id, user_id) = (SELECT c.tenant_id, c.user_id FROM app_current_context() c));

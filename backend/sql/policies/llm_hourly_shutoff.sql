@@ -1,0 +1,8 @@
+-- Row-level security on llm_hourly_shutoff (enabled and forced): a transaction
+-- sees and writes its user's rows inside its tenant only.
+CREATE POLICY tenant_isolation ON llm_hourly_shutoff
+USING ((tenant_id, user_id) = (SELECT c.tenant_id, c.user_id FROM app_current_context() c))
+WITH CHECK ((tenant_id, user_id) = (SELECT c.tenant_id, c.user_id FROM app_current_context() c));
+-- app_system reads across tenants, for the SECURITY DEFINER functions it owns (metrics); the runtime
+-- reaches it only through them.
+CREATE POLICY system_role ON llm_hourly_shutoff FOR SELECT TO app_system USING (true);

@@ -1,0 +1,85 @@
+"""The PostgreSQL broker's wake-ups (app.worker.broker): a publish notifies in the transaction that
+stores the message, and a waiting consumer returns on the notification instead of at the end of its
+polling interval. Real PostgreSQL, real kombu; the queue latency they buy is measured by
+scripts/bench/queue_honesty.py against polling alone, in the same run."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import psycopg
+from kombu import Connection
+
+from app.worker import broker
+from scripts.topology import Topology
+
+LONG_WAIT_S = 5.0
+
+
+def engine_url(topology: Topology) -> str:
+    assert topology.dsns is not None
+    return topology.dsns.broker.removeprefix("sqla+")
+
+
+def publish(topology: Topology, queue: str) -> None:
+    broker.install(wakeups=True)
+    assert topology.dsns is not None
+    with Connection(topology.dsns.broker) as conn:
+        conn.SimpleQueue(queue).put({"probe": queue})
+
+
+def test_a_publish_notifies_after_its_message_is_stored(topology: Topology) -> None:
+    queue = f"wakeup-{uuid.uuid4().hex[:8]}"
+    publish(topology, queue)  # the first message to a queue creates it; measure the second one
+    with psycopg.connect(broker.listener_dsn(engine_url(topology)), autocommit=True) as listener:
+        listener.execute(f"LISTEN {broker.WAKEUP_CHANNEL}")
+        publish(topology, queue)
+        notified = list(listener.notifies(timeout=LONG_WAIT_S, stop_after=1))
+        assert [n.channel for n in notified] == [broker.WAKEUP_CHANNEL]
+        stored = listener.execute(
+            "SELECT count(*) FROM kombu_message m JOIN kombu_queue q ON q.id = m.queue_id WHERE q.name = %s",
+            (queue,),
+        ).fetchone()
+    assert stored is not None and stored[0] == 2  # visible when the consumer wakes
+
+
+def test_a_waiting_consumer_wakes_on_a_notification(topology: Topology) -> None:
+    wakeups = broker.Wakeups(broker.listener_dsn(engine_url(topology)))
+    try:
+        wakeups.wait(0.01)  # connect and LISTEN first
+        threading.Timer(0.3, publish, (topology, f"wakeup-{uuid.uuid4().hex[:8]}")).start()
+        started = time.monotonic()
+        wakeups.wait(LONG_WAIT_S)
+        assert time.monotonic() - started < LONG_WAIT_S / 2
+    finally:
+        wakeups.close()
+
+
+def test_control_without_a_notification_the_wait_lasts_its_interval(topology: Topology) -> None:
+    wakeups = broker.Wakeups(broker.listener_dsn(engine_url(topology)))
+    try:
+        wakeups.wait(0.01)
+        started = time.monotonic()
+        wakeups.wait(0.5)
+        assert time.monotonic() - started >= 0.45
+    finally:
+        wakeups.close()
+
+
+def test_an_unreachable_listener_falls_back_to_polling() -> None:
+    wakeups = broker.Wakeups("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+    started = time.monotonic()
+    wakeups.wait(0.3)  # no exception: the interval is slept instead
+    assert time.monotonic() - started >= 0.29
+
+
+def test_without_wakeups_kombu_polls_as_before() -> None:
+    from kombu import transport
+    from kombu.transport import sqlalchemy as kombu_sqlalchemy
+
+    broker.install(wakeups=False)
+    assert transport.resolve_transport("sqla") is kombu_sqlalchemy.Transport
+    broker.install(wakeups=True)
+    assert transport.resolve_transport("sqla") is broker.NotifiedTransport

@@ -1,0 +1,161 @@
+"""Before/after for a change: two commits measured in one run, alternating, on the same machine.
+
+    python -m scripts.ci.ab_compare --old REF [--new REF] [--rounds 3] [--measure ingest --measure llm]
+                                    [--rate 300] [--duration 20] [--work-dir DIR] [--output FILE]
+
+Each commit is cloned fresh and set up (`make setup`). Each round measures both sides, the order
+alternating between rounds. Measures:
+
+- ingest: one side's topology comes up and the same instrument drives it (the OLD commit's load
+  generator, scripts/r3, profile sanity at --rate for --duration, storms included), so the two sides
+  differ only in the server; compared: intake p50 and p99.
+- llm: each side's own `scripts/bench/llm_boundary_bench.py` (its boundary, its topology); compared:
+  the boundary's overhead over a direct call to the same mock provider, p50 and p99 (the isolated
+  condition, which both commits measure).
+
+Reported per side and measure: every round, the medians, and the ratio new/old of the medians. The
+verdict: every compared median of the new side within --tolerance (default 10%) of the old. This
+machine is shared and noisy: read the spread of the rounds, not only the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode, emit
+
+SIDES = ("old", "new")
+
+
+def run(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 900, ok: tuple[int, ...] = (0,)
+) -> str:
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode not in ok:
+        raise RuntimeError(f"{' '.join(argv[:4])} exited {done.returncode}: {done.stderr[-800:]}")
+    return done.stdout
+
+
+def checkout(ref: str, where: Path) -> str:
+    if not where.exists():
+        run(["git", "clone", "--quiet", "--shared", str(REPO_ROOT), str(where)], REPO_ROOT)
+    run(["git", "checkout", "--quiet", ref], where)
+    run(["make", "setup"], where, timeout=1800)
+    return run(["git", "rev-parse", "HEAD"], where).strip()
+
+
+def topology_env(side_dir: Path, name: str) -> dict[str, str]:
+    """The operator environment a topology wrote (``export KEY='value'`` lines, values as repr)."""
+    env: dict[str, str] = {}
+    for line in (side_dir / ".run" / f"{name}.env").read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = ast.literal_eval(value)
+    return env
+
+
+def measure_ingest(side_dir: Path, instrument_dir: Path, name: str, rate: float, duration: float) -> dict[str, Any]:
+    python = str(side_dir / ".venv" / "bin" / "python")
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run([python, "-m", "scripts.topology", "up", "--name", name], side_dir, base)
+    try:
+        env = {**base, **topology_env(side_dir, name)}
+        output = side_dir / "artifacts" / f"{name}.json"
+        generator = instrument_dir / "scripts" / "r3" / "ingestion_under_fire.py"
+        argv = [str(instrument_dir / ".venv" / "bin" / "python"), str(generator), "--profile", "sanity"]
+        argv += ["--rate", str(rate), "--duration", str(duration), "--baseline-seconds", "0", "--output", str(output)]
+        run(argv, instrument_dir, env, ok=(0, 1, 3))  # a slow round is data; its status is kept
+        result = json.loads(output.read_text())
+    finally:
+        run([python, "-m", "scripts.topology", "down", "--name", name], side_dir, base)
+    keys = ("p50_ms", "p99_ms", "achieved_rps", "errors", "status")
+    return {key: result.get(key) for key in keys}
+
+
+def measure_llm(side_dir: Path, name: str) -> dict[str, Any]:
+    output = side_dir / "artifacts" / f"{name}.json"
+    python = str(side_dir / ".venv" / "bin" / "python")
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run([python, "-m", "scripts.bench.llm_boundary_bench", "--output", str(output)], side_dir, base, ok=(0, 1, 3))
+    result = json.loads(output.read_text())
+    return {key: result.get(key) for key in ("overhead_p50_ms", "overhead_p99_ms", "cache_hit_p99_ms")}
+
+
+COMPARED = {"ingest": ("p50_ms", "p99_ms"), "llm": ("overhead_p50_ms", "overhead_p99_ms")}
+
+
+def summarize(
+    rounds: dict[str, list[dict[str, Any]]], tolerance: float, compared: tuple[str, ...] = COMPARED["ingest"]
+) -> dict[str, Any]:
+    medians = {side: {key: statistics.median(r[key] for r in rounds[side]) for key in compared} for side in SIDES}
+    ratio = {key: round(medians["new"][key] / medians["old"][key], 3) for key in compared}
+    return {
+        "medians": medians,
+        "ratio_new_to_old": ratio,
+        "tolerance": tolerance,
+        "within_tolerance": all(value <= 1 + tolerance for value in ratio.values()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--old", required=True, help="the baseline commit")
+    parser.add_argument("--new", default="HEAD", help="the commit under test (default HEAD)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--measure", action="append", choices=sorted(COMPARED), help="default: both")
+    parser.add_argument("--rate", type=float, default=300.0, help="webhooks per second, valid events and storms")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per measurement")
+    parser.add_argument("--tolerance", type=float, default=0.10)
+    parser.add_argument("--work-dir", type=Path, help="clones go here (default: a new temporary directory)")
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "artifacts" / "bench" / "ab_compare.json")
+    args = parser.parse_args(argv)
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="ab-ingest-"))
+    dirs = {side: work_dir / side for side in SIDES}
+    commits = {side: checkout(getattr(args, side), dirs[side]) for side in SIDES}
+    measures = args.measure or sorted(COMPARED)
+    rounds: dict[str, dict[str, list[dict[str, Any]]]] = {m: {side: [] for side in SIDES} for m in measures}
+    for index in range(args.rounds):
+        for side in SIDES if index % 2 == 0 else SIDES[::-1]:
+            for measure in measures:
+                started = time.monotonic()
+                name = f"ab-{measure}-{side}-{index}"
+                if measure == "ingest":
+                    record = measure_ingest(dirs[side], dirs["old"], name, args.rate, args.duration)
+                else:
+                    record = measure_llm(dirs[side], name)
+                record.update(round=index, seconds=round(time.monotonic() - started, 1))
+                rounds[measure][side].append(record)
+                print(f"round {index} {measure} {side}: {record}", flush=True)
+    verdicts = {m: summarize(rounds[m], args.tolerance, COMPARED[m]) for m in measures}
+    result = {
+        "name": "ab_compare",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "commits": commits,
+        "conditions": {
+            "ingest": f"scripts/r3/ingestion_under_fire.py at the old commit, profile sanity, {args.rate:g} rps x "
+            f"{args.duration:g} s, against each side's topology",
+            "llm": "each side's scripts/bench/llm_boundary_bench.py, isolated condition",
+        },
+        "rounds": rounds,
+        "results": verdicts,
+        "within_tolerance": all(v["within_tolerance"] for v in verdicts.values()),
+    }
+    emit(result, args.output)
+    return ExitCode.PASS if result["within_tolerance"] else ExitCode.GATE_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
