@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from scripts.ci import leak_check
 
 
@@ -54,3 +56,24 @@ def test_a_process_running_before_the_snapshot_is_not_the_runs(tmp_path: Path) -
     finally:
         earlier.kill()
         earlier.wait()
+
+
+def test_a_leaked_network_namespace_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --netns topology's namespace new since the snapshot is a leak (and is removed); one that was
+    there before is not this run's. (A prefix of its own: a netns test beside it must not count.)"""
+    monkeypatch.setattr(leak_check, "NETNS_PREFIX", "attrib-leakcheck-")
+    checkout, temp = tmp_path / "checkout", tmp_path / "tmp"
+    checkout.mkdir(), temp.mkdir()
+    snapshot, args = tmp_path / "snapshot.json", ["--checkout", str(checkout), "--temp-dir", str(temp)]
+    older, leaked = "attrib-leakcheck-old-pg", "attrib-leakcheck-new-pg"
+    subprocess.run(["ip", "netns", "add", older], check=True)
+    try:
+        leak_check.main(["snapshot", str(snapshot), *args])
+        assert leak_check.main(["check", str(snapshot), *args]) == 0  # the control: only the older one
+        subprocess.run(["ip", "netns", "add", leaked], check=True)
+        assert leak_check.main(["check", str(snapshot), *args]) == 1
+        assert leaked not in leak_check.namespaces()
+        assert older in leak_check.namespaces()
+    finally:
+        for name in (older, leaked):
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)

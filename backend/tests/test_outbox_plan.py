@@ -12,7 +12,7 @@ def row(id_: int, tenant: str, kind: str = "attribution_recompute", payload: dic
 
 
 def test_recomputes_coalesce_to_one_message_per_tenant() -> None:
-    dispatches = plan([row(1, "a"), row(2, "b"), row(3, "a"), row(7, "a")])
+    dispatches = plan([row(1, "a"), row(2, "b"), row(3, "a"), row(7, "a")]).dispatches
     recomputes = {d.args[0]: d for d in dispatches if d.task == RECOMPUTE_TASK}
     assert set(recomputes) == {"a", "b"}
     assert recomputes["a"].args == ["a", 7] and sorted(recomputes["a"].outbox_ids) == [1, 3, 7]
@@ -25,11 +25,32 @@ def test_jobs_carry_their_limits_and_zero_soft_means_none() -> None:
             row(5, "a", "attribution_job", {"job_id": "j1", "time_limit_s": 300, "soft_time_limit_s": 270}),
             row(6, "a", "attribution_job", {"job_id": "j2", "time_limit_s": 3, "soft_time_limit_s": 0}),
         ]
-    )
+    ).dispatches
     assert [d.task for d in jobs] == [RUN_JOB_TASK, RUN_JOB_TASK]
     assert jobs[0].options == {"queue": "attribution", "time_limit": 300.0, "soft_time_limit": 270.0}
     assert jobs[1].options == {"queue": "attribution", "time_limit": 3.0}
     assert jobs[1].args == ["a", "j2", 3.0 + DEADLINE_GRACE_S]
+
+
+def test_a_malformed_row_is_set_aside_and_the_rest_still_go() -> None:
+    """A row whose payload lacks what its kind needs (planted by hand, or a bug) must not stop the
+    relay for every row behind it: it is set aside (marked, logged) and the others are planned."""
+    planned = plan(
+        [
+            row(1, "a", "llm_task", {"job_id": "j1"}),  # no user_id, no task_type
+            row(2, "a", "attribution_job", {"job_id": "j2", "time_limit_s": "soon", "soft_time_limit_s": 0}),
+            row(3, "b", "llm_task", {"job_id": "j3", "user_id": "u", "task_type": "anomaly_investigation"}),
+            row(4, "b"),
+        ]
+    )
+    assert planned.malformed == [1, 2]
+    assert sorted(i for d in planned.dispatches for i in d.outbox_ids) == [3, 4]
+
+
+def test_control_well_formed_rows_set_nothing_aside() -> None:
+    planned = plan([row(3, "b", "llm_task", {"job_id": "j3", "user_id": "u", "task_type": "anomaly_investigation"})])
+    assert planned.malformed == []
+    assert planned.dispatches[0].args == ["b", "u", "j3"]
 
 
 def test_migrations_create_every_worker_queue_row() -> None:

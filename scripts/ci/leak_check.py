@@ -1,5 +1,5 @@
 """Nothing a CI run started may outlive it: no process from the checkout, no embedded PostgreSQL data
-directory in the temp folder.
+directory in the temp folder, no network namespace of a --netns topology.
 
     python3 scripts/ci/leak_check.py snapshot FILE     # before the run: the data directories already there
     python3 scripts/ci/leak_check.py check FILE        # after it: list what was left, stop it, exit 1
@@ -10,7 +10,8 @@ this script, the processes that started it, and any process already running when
 taken (a developer's `make up` in the same checkout) are not counted. A data directory counts when it is
 new since the snapshot and its server was started from this checkout's binaries (``postmaster.opts``
 names them), so neither an older run's leftovers nor another checkout's live cluster (a developer
-running tests beside a CI run) fail this one, and only this checkout's are removed.
+running tests beside a CI run) fail this one, and only this checkout's are removed. A network
+namespace counts when it carries the topology's prefix and is new since the snapshot.
 
 Standard library only: it runs with any Python 3, before or after the virtualenvs exist.
 """
@@ -23,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +32,17 @@ from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DATA_DIR_PREFIX = "attrib-pg-"  # scripts/topology/postgres.py: EmbeddedPostgres.fresh()
+NETNS_PREFIX = "attrib-"  # scripts/topology/netns.py: PREFIX
+
+
+def namespaces() -> list[str]:
+    """The --netns topologies' network namespaces (none where `ip` is missing or not allowed)."""
+    try:
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    names = (line.split()[0] for line in listed.stdout.splitlines() if line.strip())
+    return sorted(name for name in names if name.startswith(NETNS_PREFIX))
 
 
 def data_dirs(temp_dir: Path) -> list[str]:
@@ -125,20 +138,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temp-dir", type=Path, default=Path(tempfile.gettempdir()), help="default: the system's")
     args = parser.parse_args(argv)
     if args.action == "snapshot":
-        args.file.write_text(json.dumps({"data_dirs": data_dirs(args.temp_dir), "processes": running()}))
+        taken = {"data_dirs": data_dirs(args.temp_dir), "processes": running(), "namespaces": namespaces()}
+        args.file.write_text(json.dumps(taken))
         return 0
     snapshot = json.loads(args.file.read_text()) if args.file.exists() else {}
     before = set(snapshot.get("data_dirs", []))
     processes = leaked_processes(args.checkout.resolve(), snapshot.get("processes"))
     checkout = args.checkout.resolve()
     directories = [d for d in data_dirs(args.temp_dir) if d not in before and started_from(d, checkout)]
-    if not processes and not directories:
-        print("leak check: no process from the checkout and no new data directory is left")
+    netns = [name for name in namespaces() if name not in set(snapshot.get("namespaces", []))]
+    if not processes and not directories and not netns:
+        print("leak check: no process from the checkout, no new data directory or network namespace is left")
         return 0
     for info in processes:
         print(f"leak check: process {info['pid']} still running: {info['cmdline'][:300]}", file=sys.stderr)
     for directory in directories:
         print(f"leak check: data directory left behind: {directory}", file=sys.stderr)
+    for name in netns:
+        print(f"leak check: network namespace left behind: {name}", file=sys.stderr)
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=10, check=False)
     stop([int(info["pid"]) for info in processes])  # reported above; do not let them spoil the next run
     for directory in directories:
         shutil.rmtree(directory, ignore_errors=True)

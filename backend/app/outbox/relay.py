@@ -85,34 +85,46 @@ def correlated(options: dict[str, Any], payload: dict[str, Any]) -> dict[str, An
     return {**options, "headers": {"request_id": payload["request_id"]}} if payload.get("request_id") else options
 
 
-def plan(rows: Iterable[Row[Any]]) -> list[Dispatch]:
+@dataclass
+class Plan:
+    dispatches: list[Dispatch]
+    # Rows whose payload cannot be read (a missing key, a wrong type): marked dispatched and logged,
+    # never sent, so one bad row cannot stop the relay for every tenant behind it.
+    malformed: list[int] = field(default_factory=list)
+
+
+def _dispatch(row: Row[Any], tenant: str) -> Dispatch:
+    payload = dict(row.payload or {})
+    if row.kind == "llm_task":
+        args = [tenant, payload["user_id"], payload["job_id"]]
+        return Dispatch(payload["task_type"], args, correlated({"queue": "llm"}, payload), [row.id])
+    if row.kind == "reconciliation_run":
+        options = correlated({"queue": "maintenance"}, payload)
+        return Dispatch(RECONCILE_TASK, [tenant, payload["run_id"]], options, [row.id])
+    hard = float(payload["time_limit_s"])
+    options = correlated({"queue": "attribution", "time_limit": hard}, payload)
+    if float(payload["soft_time_limit_s"]) > 0:  # 0: the hard kill is the only limit
+        options["soft_time_limit"] = float(payload["soft_time_limit_s"])
+    return Dispatch(RUN_JOB_TASK, [tenant, payload["job_id"], hard + DEADLINE_GRACE_S], options, [row.id])
+
+
+def plan(rows: Iterable[Row[Any]]) -> Plan:
     """One recompute per tenant (the highest outbox id marks what it covers); one message per job or run."""
     recomputes: dict[str, Dispatch] = {}
-    dispatches: list[Dispatch] = []
+    planned = Plan([])
     for row in rows:
         tenant = str(row.tenant_id)
         if row.kind == "attribution_recompute":
             entry = recomputes.setdefault(tenant, Dispatch(RECOMPUTE_TASK, [tenant, 0], {"queue": "attribution"}))
             entry.args[1] = max(entry.args[1], row.id)
             entry.outbox_ids.append(row.id)
-        elif row.kind == "llm_task":
-            payload = dict(row.payload)
-            args = [tenant, payload["user_id"], payload["job_id"]]
-            dispatches.append(Dispatch(payload["task_type"], args, correlated({"queue": "llm"}, payload), [row.id]))
-        elif row.kind == "reconciliation_run":
-            payload = dict(row.payload)
-            options = correlated({"queue": "maintenance"}, payload)
-            dispatches.append(Dispatch(RECONCILE_TASK, [tenant, payload["run_id"]], options, [row.id]))
-        else:
-            payload = dict(row.payload)
-            hard = float(payload["time_limit_s"])
-            options = correlated({"queue": "attribution", "time_limit": hard}, payload)
-            if float(payload["soft_time_limit_s"]) > 0:  # 0: the hard kill is the only limit
-                options["soft_time_limit"] = float(payload["soft_time_limit_s"])
-            dispatches.append(
-                Dispatch(RUN_JOB_TASK, [tenant, payload["job_id"], hard + DEADLINE_GRACE_S], options, [row.id])
-            )
-    return list(recomputes.values()) + dispatches
+            continue
+        try:
+            planned.dispatches.append(_dispatch(row, tenant))
+        except (KeyError, TypeError, ValueError):
+            planned.malformed.append(row.id)
+    planned.dispatches[:0] = recomputes.values()
+    return planned
 
 
 def send(dispatches: Sequence[Dispatch], publish: Publish) -> None:
@@ -126,9 +138,12 @@ async def relay_once(publish: Publish, limit: int = 1000, coalesce_s: float = 0.
         rows = (await conn.execute(CLAIM_SQL, {"limit": limit, "coalesce_s": float(coalesce_s)})).all()
         if not rows:
             return 0
-        dispatches = plan(rows)
-        await run_in_threadpool(send, dispatches, publish)
-        await conn.execute(MARK_SQL, {"ids": [i for d in dispatches for i in d.outbox_ids]})
+        planned = plan(rows)
+        if planned.malformed:
+            log.error("outbox rows %s have payloads the relay cannot read: marked, not sent", planned.malformed)
+        await run_in_threadpool(send, planned.dispatches, publish)
+        sent = [i for d in planned.dispatches for i in d.outbox_ids]
+        await conn.execute(MARK_SQL, {"ids": sent + planned.malformed})
     return len(rows)
 
 
