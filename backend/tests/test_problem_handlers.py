@@ -93,7 +93,7 @@ def test_an_engine_that_cannot_connect_raises_connection_error(tmp_path: Path) -
 
 def test_an_intake_call_that_cannot_connect_raises_connection_error(monkeypatch: pytest.MonkeyPatch) -> None:
     class Unreachable:
-        def acquire(self, timeout: float) -> Unreachable:
+        def acquire(self) -> Unreachable:
             return self
 
         async def __aenter__(self) -> Unreachable:

@@ -6,9 +6,10 @@
 Each commit is cloned fresh and set up (`make setup`). Each round measures both sides, the order
 alternating between rounds. Measures:
 
-- ingest: one side's topology comes up and the same instrument drives it (the OLD commit's load
-  generator, scripts/r3, profile sanity at --rate for --duration, storms included), so the two sides
-  differ only in the server; compared: intake p50 and p99.
+- ingest: one side's topology comes up and its own scripts/r3/ingestion_under_fire.py drives it
+  (profile sanity at --rate for --duration, storms included); each side provisions its tenants
+  with its own code, and the open-loop generator itself (scripts/r3/openloop.py) must be the same
+  file in both commits (checked: the run refuses otherwise); compared: intake p50 and p99.
 - llm: each side's own `scripts/bench/llm_boundary_bench.py` (its boundary, its topology); compared:
   the boundary's overhead over a direct call to the same mock provider, p50 and p99 (the isolated
   condition, which both commits measure).
@@ -64,17 +65,17 @@ def topology_env(side_dir: Path, name: str) -> dict[str, str]:
     return env
 
 
-def measure_ingest(side_dir: Path, instrument_dir: Path, name: str, rate: float, duration: float) -> dict[str, Any]:
+def measure_ingest(side_dir: Path, name: str, rate: float, duration: float) -> dict[str, Any]:
     python = str(side_dir / ".venv" / "bin" / "python")
     base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run([python, "-m", "scripts.topology", "up", "--name", name], side_dir, base)
     try:
         env = {**base, **topology_env(side_dir, name)}
         output = side_dir / "artifacts" / f"{name}.json"
-        generator = instrument_dir / "scripts" / "r3" / "ingestion_under_fire.py"
-        argv = [str(instrument_dir / ".venv" / "bin" / "python"), str(generator), "--profile", "sanity"]
+        generator = side_dir / "scripts" / "r3" / "ingestion_under_fire.py"
+        argv = [python, str(generator), "--profile", "sanity"]
         argv += ["--rate", str(rate), "--duration", str(duration), "--baseline-seconds", "0", "--output", str(output)]
-        run(argv, instrument_dir, env, ok=(0, 1, 3))  # a slow round is data; its status is kept
+        run(argv, side_dir, env, ok=(0, 1, 3))  # a slow round is data; its status is kept
         result = json.loads(output.read_text())
     finally:
         run([python, "-m", "scripts.topology", "down", "--name", name], side_dir, base)
@@ -124,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="ab-ingest-"))
     dirs = {side: work_dir / side for side in SIDES}
     commits = {side: checkout(getattr(args, side), dirs[side]) for side in SIDES}
+    generators = {(dirs[side] / "scripts" / "r3" / "openloop.py").read_bytes() for side in SIDES}
+    if "ingest" in (args.measure or COMPARED) and len(generators) != 1:
+        print("error: scripts/r3/openloop.py differs between the commits: not one instrument", file=sys.stderr)
+        return ExitCode.USAGE_OR_ENVIRONMENT
     measures = args.measure or sorted(COMPARED)
     rounds: dict[str, dict[str, list[dict[str, Any]]]] = {m: {side: [] for side in SIDES} for m in measures}
     for index in range(args.rounds):
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.monotonic()
                 name = f"ab-{measure}-{side}-{index}"
                 if measure == "ingest":
-                    record = measure_ingest(dirs[side], dirs["old"], name, args.rate, args.duration)
+                    record = measure_ingest(dirs[side], name, args.rate, args.duration)
                 else:
                     record = measure_llm(dirs[side], name)
                 record.update(round=index, seconds=round(time.monotonic() - started, 1))
@@ -145,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "commits": commits,
         "conditions": {
-            "ingest": f"scripts/r3/ingestion_under_fire.py at the old commit, profile sanity, {args.rate:g} rps x "
-            f"{args.duration:g} s, against each side's topology",
+            "ingest": f"each side's scripts/r3/ingestion_under_fire.py (the same open-loop generator), profile "
+            f"sanity, {args.rate:g} rps x {args.duration:g} s, storms included, against its own topology",
             "llm": "each side's scripts/bench/llm_boundary_bench.py, isolated condition",
         },
         "rounds": rounds,

@@ -101,11 +101,17 @@ def fill(mount: Path) -> int:
     return size_mb
 
 
+# A switch with nothing written since the last one is a no-op, and a segment may already be
+# preallocated: write WAL (a 1 MiB message) before each switch, until the server cannot go on.
+FILL_WAL_SQL = "SELECT pg_logical_emit_message(false, 'disk-fault', repeat('x', 1048576)), pg_switch_wal()"
+FILL_ATTEMPTS = 12
+
+
 def force_new_segment(embedded: EmbeddedPostgres) -> str:
-    """Ask for a segment switch until the server can no longer write one; returns what it said."""
-    for _ in range(4):
+    """Write WAL and switch segments until the server can no longer write one; returns what it said."""
+    for _ in range(FILL_ATTEMPTS):
         try:
-            _admin_sql(embedded, "SELECT pg_switch_wal()")
+            _admin_sql(embedded, FILL_WAL_SQL)
         except psycopg.Error as exc:
             return type(exc).__name__
     return "switched without failing"

@@ -39,9 +39,9 @@ from scripts.topology import Topology
 
 PARTITION_S = 10.0
 HEAL_LIMIT_S = 2.0  # the bound: the api accepts again within this of the heal
-# The api sets no request deadline of its own, so the harness states one: a request started during a
-# cut must be answered (503, or 2xx) within this, or it counts as hung. Half the cut or less, so an api
-# that simply waits for the link to come back cannot pass; generous for a busy shared machine.
+# A request started during a cut must be answered (503, or 2xx) within this, or it counts as hung: the
+# api's database deadline (DB_CALL_TIMEOUT_S, 3 s by default) plus room for a busy machine, and half
+# the cut, so an api that simply waits for the link to come back cannot pass.
 REQUEST_LIMIT_S = 5.0
 CHILD_EXIT_S = 10.0  # how long backends get to notice their postmaster died before the "cgroup kill"
 

@@ -170,8 +170,10 @@ async def call(sql: str, *args: object) -> list[asyncpg.Record]:
     deadline = get_settings().db_call_timeout_s
     try:
         with unreachable_as_connection_error():
-            async with (await call_pool()).acquire(timeout=deadline) as conn:
-                rows: list[asyncpg.Record] = await conn.fetch(sql, *args, timeout=deadline)
+            async with asyncio.timeout(deadline):  # one budget for connecting, waiting and answering
+                pool = await call_pool()
+                async with pool.acquire() as conn:
+                    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
         return rows
     except asyncpg.InterfaceError as exc:
         if "closed" not in str(exc):

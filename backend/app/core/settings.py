@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200, validation_alias="DB_POOL_SIZE")
     # The api's deadline for reaching the database and for one statement: past it a request answers
     # 503 with Retry-After instead of waiting for a link that may never come back (a partition).
-    db_call_timeout_s: float = Field(default=5.0, gt=0, le=120, validation_alias="DB_CALL_TIMEOUT_S")
+    db_call_timeout_s: float = Field(default=3.0, gt=0, le=120, validation_alias="DB_CALL_TIMEOUT_S")
     # Lifetime of a signed tenant context: longer than any transaction plus the clock skew between api
     # and database hosts. app.core.tenancy reads the variable itself; declared here to fail fast on a bad one.
     tenant_context_ttl_s: float = Field(default=300, ge=30, le=3600, validation_alias="TENANT_CONTEXT_TTL_S")
