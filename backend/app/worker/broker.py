@@ -8,8 +8,8 @@ consumer never wakes before the row is visible), and the consumer waits on ``LIS
 the same interval instead of sleeping. Polling stays as the safety net: a notification lost while
 the listener reconnects costs at most one interval, as before.
 
-``install()`` makes ``sqla+postgresql://`` broker URLs use this transport in this process
-(setting BROKER_WAKEUPS=false keeps kombu's polling-only transport).
+``install()`` registers it; ``broker_url()`` turns kombu's ``sqla+postgresql://`` into its scheme
+(with BROKER_WAKEUPS=false the URL, and kombu's polling-only transport, stay as they are).
 """
 
 from __future__ import annotations
@@ -116,10 +116,16 @@ class NotifiedTransport(kombu_sqlalchemy.Transport):
         super().close_connection(connection)
 
 
-KOMBU_SQLA = "kombu.transport.sqlalchemy:Transport"
+ALIAS = "sqlanotify"  # a scheme of its own: kombu caches each alias's class once resolved
 
 
-def install(*, wakeups: bool = True) -> None:
-    """Resolve kombu's ``sqla`` transport alias to this transport in this process (or, without
-    wake-ups, back to kombu's polling-only one: the baseline the queue benchmark compares with)."""
-    kombu_transports.TRANSPORT_ALIASES["sqla"] = f"{__name__}:NotifiedTransport" if wakeups else KOMBU_SQLA
+def install() -> None:
+    """Register this transport with kombu under ALIAS, in this process."""
+    kombu_transports.TRANSPORT_ALIASES[ALIAS] = f"{__name__}:NotifiedTransport"
+
+
+def broker_url(url: str, *, wakeups: bool) -> str:
+    """The broker URL kombu should use: with wake-ups, kombu's ``sqla+`` scheme becomes this
+    transport's; without them (BROKER_WAKEUPS=false, the benchmark's baseline) and for any other
+    broker (amqp://) the URL is left as it is."""
+    return ALIAS + url[len("sqla") :] if wakeups and url.startswith("sqla+") else url

@@ -45,12 +45,16 @@ def configure_kombu_transport(settings: Settings) -> None:
     with a fresh channel and session."""
     kombu_sqlalchemy.Transport.polling_interval = settings.broker_polling_interval_s
     cast(Any, kombu_sqlalchemy.Transport).connection_errors = (OperationalError, PendingRollbackError)
-    broker.install(wakeups=settings.broker_wakeups)
+    broker.install()
 
 
 def create_celery_app(settings: Settings) -> Celery:
     configure_kombu_transport(settings)
     app = Celery("attribution", include=TASK_MODULES, set_as_current=True)
+    # Celery lets the CELERY_BROKER_URL variable win over broker_url; the read and write URLs win
+    # over both, so this is where the wake-up transport's scheme takes effect (app.worker.broker).
+    url = broker.broker_url(settings.celery_broker_url, wakeups=settings.broker_wakeups)
+    app.conf.update(broker_read_url=url, broker_write_url=url)
     app.conf.update(
         broker_url=settings.celery_broker_url,
         result_backend=settings.celery_result_backend,

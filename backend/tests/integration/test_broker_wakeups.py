@@ -24,9 +24,9 @@ def engine_url(topology: Topology) -> str:
 
 
 def publish(topology: Topology, queue: str) -> None:
-    broker.install(wakeups=True)
+    broker.install()
     assert topology.dsns is not None
-    with Connection(topology.dsns.broker) as conn:
+    with Connection(broker.broker_url(topology.dsns.broker, wakeups=True)) as conn:
         conn.SimpleQueue(queue).put({"probe": queue})
 
 
@@ -77,9 +77,9 @@ def test_an_unreachable_listener_falls_back_to_polling() -> None:
 
 def test_without_wakeups_kombu_polls_as_before() -> None:
     from kombu import transport
-    from kombu.transport import sqlalchemy as kombu_sqlalchemy
 
-    broker.install(wakeups=False)
-    assert transport.resolve_transport("sqla") is kombu_sqlalchemy.Transport
-    broker.install(wakeups=True)
-    assert transport.resolve_transport("sqla") is broker.NotifiedTransport
+    url = "sqla+postgresql://app_user@localhost/db"
+    broker.install()
+    assert broker.broker_url(url, wakeups=False) == url
+    assert transport.resolve_transport(broker.broker_url(url, wakeups=True).split("+")[0]) is broker.NotifiedTransport
+    assert broker.broker_url("amqp://guest@localhost//", wakeups=True) == "amqp://guest@localhost//"
