@@ -66,9 +66,12 @@ def test_only_points_after_the_warm_up_are_judged() -> None:
 
 def test_p99_and_errors_decide_too() -> None:
     flat = {"x": trend("x", "count", TIMES, noisy(5, 1))}
-    assert decide(flat, 10.0, 14.9, 0).status == "passed"
-    late = decide(flat, 10.0, 15.1, 0)
+    assert decide(flat, 100.0, 149.0, 0).status == "passed"
+    late = decide(flat, 100.0, 151.0, 0)
     assert late.status == "failed" and "p99" in late.failures[0]
+    # at millisecond latencies a rise under the noise floor is not degradation; above it, it is
+    assert decide(flat, 10.0, 34.0, 0).status == "passed"
+    assert decide(flat, 10.0, 36.0, 0).status == "failed"
     assert decide(flat, 10.0, 10.0, 1).failures == ["1 errors"]
 
 

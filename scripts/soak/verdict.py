@@ -4,8 +4,9 @@ A metric passes when its least-squares trend over the judged window (everything 
 adds no more than ``SLOPE_FRACTION`` of its mean level over that window, or no more than its unit's
 noise floor, whichever is larger: ``slope * window_s <= max(SLOPE_FRACTION * |mean|, floor)``. The
 floors keep near-zero series (a backlog hovering between 0 and 3) from failing on noise; they are
-far below what an unpruned table adds in minutes. Intake p99 after the warm-up must stay within
-``P99_RATIO`` of the warm-up's, and the run must have no errors.
+far below what an unpruned table adds in minutes. Intake p99 after the warm-up fails the run only
+when it exceeds both ``P99_RATIO`` times the warm-up's and the warm-up's plus ``P99_NOISE_FLOOR_MS``;
+and the run must have no errors.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 
 SLOPE_FRACTION = 0.10
 P99_RATIO = 1.5
+# A rise smaller than this is noise at millisecond latencies (a 9 -> 14 ms p99 is not degradation against
+# the 250 ms bound), as the trend floors below are for the other series.
+P99_NOISE_FLOOR_MS = 25.0
 # What each unit may drift over the judged window whatever its level. A process's memory moves by a
 # few MiB as allocators and caches settle; a pruned table's files grow in steps until vacuum first
 # frees space for reuse.
@@ -117,7 +121,7 @@ def decide(
         for t in trends.values()
         if not t.passed
     ]
-    if p99_warmup_ms > 0 and p99_after_ms > p99_ratio * p99_warmup_ms:
+    if p99_warmup_ms > 0 and p99_after_ms > max(p99_ratio * p99_warmup_ms, p99_warmup_ms + P99_NOISE_FLOOR_MS):
         failures.append(f"intake p99 {p99_after_ms:.1f} ms > {p99_ratio:g} x warm-up's {p99_warmup_ms:.1f} ms")
     if errors:
         failures.append(f"{errors} errors")
