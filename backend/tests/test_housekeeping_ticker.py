@@ -57,3 +57,18 @@ def test_a_broker_error_does_not_stop_the_ticks(monkeypatch: pytest.MonkeyPatch)
     broker = Broker(fail_first=True)
     run(monkeypatch, broker, enabled=True, seconds=5)
     assert len(broker.sent) >= 2
+
+
+def test_a_short_broker_retention_never_reaches_unread_task_results() -> None:
+    """Task results are kept while a reader may still wait for them, however short the broker's
+    retention; a longer broker retention still applies to them as is."""
+    from app.core.settings import Settings
+    from app.maintenance.housekeeping import RESULT_READ_WINDOW_S, Policy
+
+    short = Policy.from_settings(Settings.model_construct(retention_broker_s=0))
+    assert short.retention_s["broker_messages"] == 0
+    assert short.retention_s["task_results"] >= RESULT_READ_WINDOW_S
+    probe_caps = [getattr(m, "le", None) for m in Settings.model_fields["worker_probe_timeout_s"].metadata]
+    assert RESULT_READ_WINDOW_S > max(cap for cap in probe_caps if cap is not None)
+    long = Policy.from_settings(Settings.model_construct(retention_broker_s=7200))
+    assert long.retention_s["task_results"] == 7200

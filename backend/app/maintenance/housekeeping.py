@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_TASK = "maintenance.housekeeping"
 HOUSEKEEPING_QUEUE = "maintenance"
 PRUNE_SQL = text("SELECT housekeeping_prune(:kind, :retention_s, :batch)")
+# A task result is worth keeping until its reader has fetched it, and a reader waits at most a
+# minute (the worker probe's timeout is capped at 60 s): a shorter broker retention must not
+# delete a result that somebody is still waiting for.
+RESULT_READ_WINDOW_S = 120.0
 # The kinds the database function knows, in the order a run visits them.
 KINDS = ("outbox", "broker_messages", "task_results", "llm_cache", "attribution_jobs", "llm_jobs")
 
@@ -42,7 +46,7 @@ class Policy:
             retention_s={
                 "outbox": settings.retention_outbox_s,
                 "broker_messages": broker,
-                "task_results": broker,
+                "task_results": max(broker, RESULT_READ_WINDOW_S),
                 "llm_cache": settings.retention_llm_cache_s,
                 "attribution_jobs": jobs,
                 "llm_jobs": jobs,
