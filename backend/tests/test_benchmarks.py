@@ -131,3 +131,27 @@ def test_the_bench_config_is_the_settings_defaults(monkeypatch: pytest.MonkeyPat
     # The process's own LLM_* settings (a fault run's short timeout) do not leak into the defaults.
     monkeypatch.setenv("LLM_TIMEOUT_S", "2")
     assert mock_config() == defaults
+
+
+def test_function_costs_counts_every_verification_and_its_share() -> None:
+    """The three context functions are summed (calls and self time) against the two top-level LLM
+    functions' total; a function with no calls is left out, and no LLM time gives a zero share."""
+    from types import SimpleNamespace
+
+    from scripts.bench.function_costs import per_call, summarize
+
+    rows = [
+        SimpleNamespace(funcname="app_current_context", calls=160, total_time=2.0, self_time=2.0),
+        SimpleNamespace(funcname="app_current_tenant", calls=100, total_time=1.0, self_time=1.0),
+        SimpleNamespace(funcname="llm_route_admit", calls=10, total_time=6.0, self_time=1.0),
+        SimpleNamespace(funcname="llm_settle", calls=10, total_time=4.0, self_time=2.0),
+        SimpleNamespace(funcname="outbox_claim", calls=0, total_time=0.0, self_time=0.0),
+    ]
+    functions = per_call(rows, calls=10)
+    assert "outbox_claim" not in functions
+    summary = summarize(functions)
+    assert summary["context_verifications_per_call"] == 26.0
+    assert summary["verification_ms_per_call"] == 0.3
+    assert summary["llm_functions_ms_per_call"] == 1.0
+    assert summary["verification_share"] == 0.3
+    assert summarize({})["verification_share"] == 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from app.outbox.relay import DEADLINE_GRACE_S, RECOMPUTE_TASK, RUN_JOB_TASK, plan
+from app.outbox.relay import DEADLINE_GRACE_S, RECOMPUTE_REQUEST_IDS_MAX, RECOMPUTE_TASK, RUN_JOB_TASK, plan
 
 
 def row(id_: int, tenant: str, kind: str = "attribution_recompute", payload: dict | None = None) -> SimpleNamespace:
@@ -17,6 +17,21 @@ def test_recomputes_coalesce_to_one_message_per_tenant() -> None:
     assert set(recomputes) == {"a", "b"}
     assert recomputes["a"].args == ["a", 7] and sorted(recomputes["a"].outbox_ids) == [1, 3, 7]
     assert recomputes["b"].args == ["b", 2]
+
+
+def test_a_recompute_names_the_webhooks_it_covers() -> None:
+    """The request ids of the rows a recompute covers travel as its header, comma separated, capped;
+    rows without one (older rows, the control) add nothing, and a tenant with none gets no header."""
+    dispatches = plan(
+        [row(1, "a", payload={"request_id": "r1"}), row(2, "a"), row(3, "a", payload={"request_id": "r3"}), row(4, "b")]
+    ).dispatches
+    recomputes = {d.args[0]: d for d in dispatches}
+    assert recomputes["a"].options == {"queue": "attribution", "headers": {"request_id": "r1,r3"}}
+    assert recomputes["b"].options == {"queue": "attribution"}
+    many = plan([row(i, "c", payload={"request_id": f"r{i}"}) for i in range(RECOMPUTE_REQUEST_IDS_MAX + 5)])
+    headers = many.dispatches[0].options["headers"]
+    assert len(headers["request_id"].split(",")) == RECOMPUTE_REQUEST_IDS_MAX
+    assert headers["request_ids_omitted"] == 5
 
 
 def test_jobs_carry_their_limits_and_zero_soft_means_none() -> None:

@@ -23,9 +23,15 @@ TIME_LIMIT_ERRORS = (SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError)
 
 @shared_task(name=RECOMPUTE_TASK, ignore_result=True)
 def recompute_last_touch(tenant_id: str, up_to_outbox_id: int) -> int:
+    """Last-touch results for the tenant's recent conversions. Its log line names the webhooks it
+    covers: their request ids are in the line's ``request_id`` (the relay's message header)."""
     settings = get_settings()
     with tenant_transaction_sync(worker_context(tenant_id)) as conn:
-        return last_touch.recompute(conn, uuid.UUID(tenant_id), settings.attribution_lookback_days, up_to_outbox_id)
+        stored = last_touch.recompute(conn, uuid.UUID(tenant_id), settings.attribution_lookback_days, up_to_outbox_id)
+    omitted = int(getattr(recompute_last_touch.request, "request_ids_omitted", None) or 0)
+    more = f" ({omitted} more webhooks' request ids not listed)" if omitted else ""
+    log.info("last-touch recompute up to outbox row %d stored %d results%s", up_to_outbox_id, stored, more)
+    return stored
 
 
 class AttributionJobTask(Task):  # type: ignore[misc]

@@ -28,6 +28,8 @@ from app.core.settings import Settings
 log = logging.getLogger(__name__)
 
 RECOMPUTE_TASK = "attribution.recompute_last_touch"
+# At most this many webhook request ids travel with one recompute (the rest are counted).
+RECOMPUTE_REQUEST_IDS_MAX = 100
 RUN_JOB_TASK = "attribution.run_job"
 RECONCILE_TASK = "reconciliation.run"
 DEADLINE_GRACE_S = 30.0
@@ -108,9 +110,24 @@ def _dispatch(row: Row[Any], tenant: str) -> Dispatch:
     return Dispatch(RUN_JOB_TASK, [tenant, payload["job_id"], hard + DEADLINE_GRACE_S], options, [row.id])
 
 
+def covered_requests(payloads: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The ``request_id`` header of a recompute that covers several webhooks: their request ids, comma
+    separated, the first ``RECOMPUTE_REQUEST_IDS_MAX`` of them (one long line is fine, an unbounded
+    message header is not), and how many more there were."""
+    ids = [str(p["request_id"]) for p in payloads if isinstance(p.get("request_id"), str)]
+    if not ids:
+        return {}
+    headers: dict[str, Any] = {"request_id": ",".join(ids[:RECOMPUTE_REQUEST_IDS_MAX])}
+    if len(ids) > RECOMPUTE_REQUEST_IDS_MAX:
+        headers["request_ids_omitted"] = len(ids) - RECOMPUTE_REQUEST_IDS_MAX
+    return headers
+
+
 def plan(rows: Iterable[Row[Any]]) -> Plan:
-    """One recompute per tenant (the highest outbox id marks what it covers); one message per job or run."""
+    """One recompute per tenant (the highest outbox id marks what it covers, its header the webhooks'
+    request ids); one message per job or run."""
     recomputes: dict[str, Dispatch] = {}
+    covered: dict[str, list[dict[str, Any]]] = {}
     planned = Plan([])
     for row in rows:
         tenant = str(row.tenant_id)
@@ -118,11 +135,15 @@ def plan(rows: Iterable[Row[Any]]) -> Plan:
             entry = recomputes.setdefault(tenant, Dispatch(RECOMPUTE_TASK, [tenant, 0], {"queue": "attribution"}))
             entry.args[1] = max(entry.args[1], row.id)
             entry.outbox_ids.append(row.id)
+            covered.setdefault(tenant, []).append(row.payload if isinstance(row.payload, dict) else {})
             continue
         try:
             planned.dispatches.append(_dispatch(row, tenant))
         except (KeyError, TypeError, ValueError):
             planned.malformed.append(row.id)
+    for tenant, entry in recomputes.items():
+        if headers := covered_requests(covered[tenant]):
+            entry.options["headers"] = headers
     planned.dispatches[:0] = recomputes.values()
     return planned
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.db import call
+from app.core.logs import REQUEST_ID
 from app.core.sealing import PURPOSE_WEBHOOK_SECRET, open_or_none
 from app.core.settings import Settings
 from app.core.tenancy import TenantContext
@@ -25,14 +26,15 @@ from app.webhooks.signatures import verify
 
 TENANT_HEADER = "x-tenant-id"
 
-# Server-side functions (migrations 0010, 0024): each call sets the tenant context from the token
+# Server-side functions (migrations 0010, 0024, 0025): each call sets the tenant context from the token
 # passed first (signed here for the tenant the request names; user "webhook") and is one transaction.
 # The secrets come sealed (0018) and open here; one that does not open counts as absent.
 WEBHOOK_USER = "webhook"
 SECRETS_CALL = "SELECT webhook_intake_secrets($1)"
 # The event and the outbox row that schedules its attribution commit together; a duplicate stores
-# neither and returns the first delivery's event id.
-EVENT_CALL = "SELECT event_id, duplicate FROM webhook_intake_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+# neither and returns the first delivery's event id. The request id rides in the outbox row's payload
+# to the recompute's log lines (app.core.logs).
+EVENT_CALL = "SELECT event_id, duplicate FROM webhook_intake_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 DEAD_LETTER_CALL = "SELECT webhook_intake_dead_letter($1, $2, $3, $4, $5, $6, $7, $8)"
 
 
@@ -113,6 +115,7 @@ async def _store_event(token: str, request: WebhookRequest, event: NormalizedEve
         event.revenue_cents,
         event.currency,
         json.dumps(event.payload),
+        REQUEST_ID.get(),
     )
     event_id = str(stored["event_id"])
     if stored["duplicate"]:

@@ -2,10 +2,12 @@
 -- webhook id, or same platform event id) stores nothing and returns the first delivery's event id,
 -- found through the tenant's unique indexes. The tenant is the one of the context token the api
 -- signed (p_context), never a parameter: a token that does not verify stores nothing.
+-- The request id of the delivery (p_request_id, may be NULL) rides in the outbox row's payload, so
+-- the recompute task that covers the row names it in its log lines.
 CREATE OR REPLACE FUNCTION webhook_intake_event(
     p_context text, p_platform text, p_external_event_id text, p_webhook_id text, p_event_type text,
     p_customer_key text, p_channel text, p_occurred_at timestamptz, p_revenue_cents bigint,
-    p_currency text, p_payload jsonb, OUT event_id uuid, OUT duplicate boolean)
+    p_currency text, p_payload jsonb, p_request_id text, OUT event_id uuid, OUT duplicate boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_tenant uuid;
@@ -27,6 +29,7 @@ BEGIN
         WHERE e.tenant_id = v_tenant AND (e.webhook_id = p_webhook_id OR (e.platform = p_platform AND e.external_event_id = p_external_event_id))
         LIMIT 1;
     ELSE
-        INSERT INTO outbox (tenant_id, kind) VALUES (v_tenant, 'attribution_recompute');
+        INSERT INTO outbox (tenant_id, kind, payload)
+        VALUES (v_tenant, 'attribution_recompute', jsonb_strip_nulls(jsonb_build_object('request_id', p_request_id)));
     END IF;
 END $$

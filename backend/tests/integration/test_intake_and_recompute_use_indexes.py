@@ -28,11 +28,12 @@ FILL = text(
     "'cust-' || (g % 400), 'search', now() - make_interval(mins => g), 100, 'usd', '{}' FROM generate_series(1, :n) g"
 )
 # The first argument names the tenant: a signed context token for the function at head (migration
-# 0024), the tenant id itself for the control below.
+# 0024), the tenant id itself for the control below; the head's last one is the request id (0025).
 INTAKE = (
     "SELECT * FROM {function}('{tenant}', 'stripe', '{event}', '{message}', 'conversion', 'cust-1', "
-    "NULL, now(), 100, 'usd', '{{}}')"
+    "NULL, now(), 100, 'usd', '{{}}'{request_id})"
 )
+HEAD_REQUEST_ID = ", 'req-index-test'"
 # The control: the intake function as migration 0010 wrote it (and 0015's downgrade restores it), as
 # a temporary function of the owner's session (row-level security is forced, so it binds the owner too).
 INTAKE_BEFORE_0015 = (
@@ -54,9 +55,9 @@ def recompute_rows(sql: str, tenant: ProvisionedTenant) -> str:
     return bind(sql, tenant_id=f"'{tenant.tenant_id}'", lookback_days=30)
 
 
-def duplicate_intake(function: str, tenant: str) -> str:
+def duplicate_intake(function: str, tenant: str, request_id: str = HEAD_REQUEST_ID) -> str:
     """A delivery of the event the tenant's first intake stored: a duplicate."""
-    return INTAKE.format(function=function, tenant=tenant, event="evt-dup", message="again")
+    return INTAKE.format(function=function, tenant=tenant, event="evt-dup", message="again", request_id=request_id)
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +77,31 @@ def test_a_duplicate_webhook_does_not_scan_other_tenants_events(runtime_engine: 
     token = tenant.context.token()  # in the SQL text here only: EXPLAIN takes no parameters
     with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
         first = conn.execute(
-            text(INTAKE.format(function="webhook_intake_event", tenant=token, event="evt-dup", message="msg-dup"))
+            text(
+                INTAKE.format(
+                    function="webhook_intake_event",
+                    tenant=token,
+                    event="evt-dup",
+                    message="msg-dup",
+                    request_id=HEAD_REQUEST_ID,
+                )
+            )
         ).one()
         duplicate = settled_pages_read(conn, duplicate_intake("webhook_intake_event", token))
         again = conn.execute(
-            text(INTAKE.format(function="webhook_intake_event", tenant=token, event="evt-dup", message="last"))
+            text(
+                INTAKE.format(
+                    function="webhook_intake_event",
+                    tenant=token,
+                    event="evt-dup",
+                    message="last",
+                    request_id=HEAD_REQUEST_ID,
+                )
+            )
         ).one()
     with tenant_transaction_sync(tenant.context, owner_engine) as conn:
         conn.execute(text(INTAKE_BEFORE_0015))
-        before = settled_pages_read(conn, duplicate_intake("pg_temp.intake_before_0015", str(tenant.tenant_id)))
+        before = settled_pages_read(conn, duplicate_intake("pg_temp.intake_before_0015", str(tenant.tenant_id), ""))
     assert (first.duplicate, again.duplicate, again.event_id) == (False, True, first.event_id)
     assert before > 100, f"the control (0010's lookup) should read other tenants' events ({before} pages)"
     assert duplicate < min(40, before / 4), f"a duplicate intake read {duplicate} pages; 0010's read {before}"
@@ -97,7 +114,11 @@ def test_a_recompute_does_not_scan_other_tenants_events(runtime_engine: Engine, 
         conn.execute(
             text(
                 INTAKE.format(
-                    function="webhook_intake_event", tenant=tenant.context.token(), event="evt-1", message="msg-1"
+                    function="webhook_intake_event",
+                    tenant=tenant.context.token(),
+                    event="evt-1",
+                    message="msg-1",
+                    request_id=HEAD_REQUEST_ID,
                 )
             )
         )

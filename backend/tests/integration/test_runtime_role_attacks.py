@@ -32,6 +32,7 @@ from app.core.tenancy import (
     legacy_params,
     sign_with,
 )
+from app.tenants.service import create_tenant
 from scripts.harness import sync_dsn
 from scripts.topology import Topology
 
@@ -240,9 +241,12 @@ CONTROLS = {
 
 @pytest.fixture
 def spent_tenant(runtime_engine: Engine, two_tenants: TwoTenants) -> TwoTenants:
-    """Tenant A has spent this month and is shut off this hour, as the boundary itself records it."""
-    a = {"t": two_tenants.a.tenant_id, "u": two_tenants.a.user_id}
-    with tenant_transaction_sync(two_tenants.a.context, runtime_engine) as conn:
+    """A tenant of its own (the shared A may have made LLM calls in another test this hour) that has
+    spent this month and is shut off this hour, as the boundary itself records it; B as shared."""
+    with runtime_engine.begin() as conn:
+        spender = create_tenant(conn, f"spent-{uuid.uuid4().hex[:6]}")
+    a = {"t": spender.tenant_id, "u": spender.user_id}
+    with tenant_transaction_sync(spender.context, runtime_engine) as conn:
         conn.execute(
             text(
                 "INSERT INTO llm_budget_periods (tenant_id, user_id, period_start, limit_cents) "
@@ -258,7 +262,7 @@ def spent_tenant(runtime_engine: Engine, two_tenants: TwoTenants) -> TwoTenants:
             ),
             a,
         )
-    return two_tenants
+    return TwoTenants(spender, two_tenants.b)
 
 
 @pytest.mark.parametrize("attack", LIMIT_ATTACKS)
@@ -464,7 +468,7 @@ def test_control_the_keys_read_once_granted(topology: Topology, owner_engine: En
 
 INTAKE_EVENT = text(
     "SELECT * FROM webhook_intake_event(:token, 'stripe', :event, :event, 'conversion', 'cust-1', NULL, now(), "
-    "100, 'usd', '{}')"
+    "100, 'usd', '{}', NULL)"
 )
 INTAKE_DEAD_LETTER = text(
     "SELECT webhook_intake_dead_letter(:token, 'stripe', :event, 'invalid_json', '{}', 'sha', 1, NULL)"

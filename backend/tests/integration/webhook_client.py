@@ -36,10 +36,18 @@ def signed_headers(
 
 
 def post_webhook(
-    api: httpx.Client, platform: str, tenant: ProvisionedTenant, payload: Any, **header_overrides: Any
+    api: httpx.Client,
+    platform: str,
+    tenant: ProvisionedTenant,
+    payload: Any,
+    request_id: str | None = None,
+    **header_overrides: Any,
 ) -> httpx.Response:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return api.post(f"/webhooks/{platform}", content=body, headers=signed_headers(tenant, body, **header_overrides))
+    headers = signed_headers(tenant, body, **header_overrides)
+    if request_id is not None:
+        headers["x-request-id"] = request_id
+    return api.post(f"/webhooks/{platform}", content=body, headers=headers)
 
 
 def eventually(probe: Callable[[], T | None], timeout_s: float = 20.0, interval_s: float = 0.1) -> T:
