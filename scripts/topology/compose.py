@@ -29,7 +29,6 @@ from scripts.compose.engine import EngineError, compose_command, docker_client
 from scripts.harness import REPO_ROOT, redact_dsn
 from scripts.topology.compose_project import COMPOSE_FILE, COMPOSE_VARIABLES, compose_down
 from scripts.topology.lifecycle import (
-    PRIVILEGED_ENV,
     RUN_DIR,
     Topology,
     TopologyConfig,
@@ -189,7 +188,7 @@ class ComposeTopology(Topology):
 
     def compose_env(self) -> dict[str, str]:
         """What the Compose CLI gets (and, by the file's interpolation, each container its share of)."""
-        env = {k: v for k, v in os.environ.items() if k not in PRIVILEGED_ENV and k not in COMPOSE_VARIABLES}
+        env = base_env(without=COMPOSE_VARIABLES)
         env.update(
             POSTGRES_PASSWORD=self.postgres_password,
             APP_OWNER_PASSWORD=self.passwords.owner,

@@ -48,9 +48,10 @@ INTERRUPTED_STOP_GRACE_S = 2.0  # after Ctrl-C: SIGTERM, this long, then SIGKILL
 PRIVILEGED_ENV = ("PHASE8_ADMIN_DATABASE_URL", "MIGRATION_DATABASE_URL", "OPS_DATABASE_URL", "OPS_ADMIN_DATABASE_URL")
 
 
-def base_env() -> dict[str, str]:
-    """This process's environment without the privileged DSNs a child must never inherit."""
-    return {k: v for k, v in os.environ.items() if k not in PRIVILEGED_ENV}
+def base_env(without: tuple[str, ...] = ()) -> dict[str, str]:
+    """This process's environment without the privileged DSNs a child must never inherit (and
+    without the names in ``without``)."""
+    return {k: v for k, v in os.environ.items() if k not in PRIVILEGED_ENV and k not in without}
 
 
 class TopologyError(RuntimeError):
@@ -256,9 +257,7 @@ class Topology:
         )
 
     def _base_env(self, without: tuple[str, ...] = ()) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in PRIVILEGED_ENV and k not in without}
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
+        return {**base_env(without), "PYTHONUNBUFFERED": "1"}
 
     @property
     def runtime_env(self) -> dict[str, str]:
