@@ -28,7 +28,7 @@ from scripts.topology.compose import (
     container_record,
     project_name,
 )
-from scripts.topology.lifecycle import PRIVILEGED_ENV, TopologyConfig, cleanup_stale
+from scripts.topology.lifecycle import PRIVILEGED_ENV, Topology, TopologyConfig, cleanup_stale
 
 PLACEHOLDERS = {name: "placeholder" for name in COMPOSE_VARIABLES if not name.startswith("E2E_")}
 
@@ -93,6 +93,24 @@ def test_orchestrator_refuses_what_the_file_cannot_run(capsys: pytest.CaptureFix
         run_phase8_closure_pack.main(["--topology", "compose", "--worker-replicas", "2"])
     assert exit_info.value.code == 2
     assert "compose file's shape" in capsys.readouterr().err
+
+
+def test_netns_mode_refuses_an_external_server_and_sets_the_topology_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_phase8_closure_pack.main(["--topology", "netns", "--admin-database-url", "postgresql://x@h/db"])
+    assert exit_info.value.code == 2
+    assert "moves the embedded server" in capsys.readouterr().err
+    parser_defaults = {"topology_name": "unit", "admin_database_url": None, "api_processes": 1, "worker_replicas": 1}
+    made = run_phase8_closure_pack.make_topology(
+        SimpleNamespace(topology="netns", **parser_defaults, broker_url=None), tmp_path
+    )  # type: ignore[arg-type]
+    assert type(made) is Topology and made.config.netns
+    native = run_phase8_closure_pack.make_topology(
+        SimpleNamespace(topology="native", **parser_defaults, broker_url=None), tmp_path
+    )  # type: ignore[arg-type]
+    assert not native.config.netns  # the control: the default mode stays on loopback
 
 
 def compose_topology(tmp_path: Path) -> ComposeTopology:

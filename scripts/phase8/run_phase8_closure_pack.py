@@ -16,9 +16,12 @@ Modes: --ci-subset runs the sanity load profile (5 rps x 10 s), the default the 
 (46 rps x 60 s), --full-physics adds the capacity sweep. Each runs the null benchmark first.
 
 Topologies: --topology native (the default) runs PostgreSQL and the three processes on this host;
---topology compose runs docker-compose.e2e.yml on a Docker engine (`docker compose`, else
-`docker-compose`), with the same gates; --postgres-image / --python-base-image (env POSTGRES_IMAGE,
-PYTHON_BASE_IMAGE) replace the registry's base images, e.g. with scripts/compose/build_local_images.sh's.
+--topology netns runs the same processes with PostgreSQL, the api and the worker each in a network
+namespace of the run's, so every connection between them crosses a network interface (root; the
+namespaces go with the topology); --topology compose runs docker-compose.e2e.yml on a Docker engine
+(`docker compose`, else `docker-compose`), with the same gates; --postgres-image /
+--python-base-image (env POSTGRES_IMAGE, PYTHON_BASE_IMAGE) replace the registry's base images, e.g.
+with scripts/compose/build_local_images.sh's.
 """
 
 from __future__ import annotations
@@ -82,8 +85,17 @@ def record(summary: dict[str, Any], gate: Gate, result: GateResult) -> None:
     )
 
 
-def make_topology(args: argparse.Namespace, config: TopologyConfig) -> Topology:
-    if args.topology == "native":
+def make_topology(args: argparse.Namespace, artifact_dir: Path) -> Topology:
+    config = TopologyConfig(
+        artifact_dir=artifact_dir,
+        name=args.topology_name,
+        admin_database_url=args.admin_database_url,
+        api_processes=args.api_processes,
+        worker_replicas=args.worker_replicas,
+        extra_env={"CELERY_BROKER_URL": args.broker_url} if args.broker_url else {},
+        netns=args.topology == "netns",
+    )
+    if args.topology in ("native", "netns"):
         return Topology(config)
     images = ComposeImages(postgres=args.postgres_image, python_base=args.python_base_image, build=not args.no_build)
     return ComposeTopology(config, images)
@@ -102,15 +114,7 @@ def run(args: argparse.Namespace) -> int:
         "artifact_dir": str(artifact_dir),
         "gates": {},
     }
-    config = TopologyConfig(
-        artifact_dir=artifact_dir,
-        name=args.topology_name,
-        admin_database_url=args.admin_database_url,
-        api_processes=args.api_processes,
-        worker_replicas=args.worker_replicas,
-        extra_env={"CELERY_BROKER_URL": args.broker_url} if args.broker_url else {},
-    )
-    topology = make_topology(args, config)
+    topology = make_topology(args, artifact_dir)
     summary["topology"] = args.topology
     summary["shape"] = {
         "api_processes": args.api_processes,
@@ -210,10 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topology-name", default="phase8", help="run name (state in .run/<name>.json)")
     parser.add_argument(
         "--topology",
-        choices=("native", "compose"),
+        choices=("native", "netns", "compose"),
         default=os.environ.get("PHASE8_TOPOLOGY", "native"),
-        help="native: processes on this host (default); compose: docker-compose.e2e.yml on a Docker engine "
-        "(env PHASE8_TOPOLOGY)",
+        help="native: processes on this host (default); netns: the same, PostgreSQL, api and worker each in a "
+        "network namespace (root); compose: docker-compose.e2e.yml on a Docker engine (env PHASE8_TOPOLOGY)",
     )
     parser.add_argument(
         "--postgres-image",
@@ -249,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         "--sweep-floor", type=float, default=800.0, help="full physics: least sustainable rate the sweep must find"
     )
     args = parser.parse_args(argv)
+    if args.topology == "netns" and args.admin_database_url:
+        parser.error("--topology netns moves the embedded server into a namespace: no --admin-database-url")
     if args.topology == "compose" and (
         args.admin_database_url or args.broker_url or args.api_processes != 1 or args.worker_replicas != 1
     ):
