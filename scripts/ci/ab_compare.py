@@ -104,7 +104,7 @@ COMPARED = {"ingest": ("p50_ms", "p99_ms"), "llm": ("overhead_p50_ms", "overhead
 def summarize(
     rounds: dict[str, list[dict[str, Any]]], tolerance: float, compared: tuple[str, ...] = COMPARED["ingest"]
 ) -> dict[str, Any]:
-    medians = {side: {key: statistics.median(r[key] for r in rounds[side]) for key in compared} for side in SIDES}
+    medians = {side: {key: round(statistics.median(r[key] for r in rounds[side]), 3) for key in compared} for side in SIDES}
     ratio = {key: round(medians["new"][key] / medians["old"][key], 3) for key in compared}
     return {
         "medians": medians,
