@@ -27,11 +27,11 @@ setup: $(LOCK_STAMP)  ## create .venv with nox and the pinned lock (nox sessions
 test: $(STAMP)  ## lint, type-check, unit + integration tests (live embedded topology)
 	$(NOX) -s lint typecheck tests
 
-phase8: $(STAMP)  ## the Phase 8 closure pack, default mode -> artifacts/b07-phase8 (TOPOLOGY=compose: on Docker)
+phase8: $(STAMP)  ## the Phase 8 closure pack, default mode -> artifacts/b07-phase8 (TOPOLOGY=netns|compose)
 	$(NOX) -s phase8 $(if $(TOPOLOGY),-- --topology $(TOPOLOGY))
 
-ci-subset: $(STAMP)  ## the closure pack's CI subset
-	$(NOX) -s ci_subset
+ci-subset: $(STAMP)  ## the closure pack's CI subset (TOPOLOGY=netns: across network namespaces, root)
+	$(NOX) -s ci_subset $(if $(TOPOLOGY),-- --topology $(TOPOLOGY))
 
 bench: $(STAMP)  ## benchmarks -> artifacts/bench/*.json
 	$(NOX) -s bench
