@@ -66,9 +66,14 @@ def topology_env(side_dir: Path, name: str) -> dict[str, str]:
     return env
 
 
+def side_python(side_dir: Path) -> tuple[str, dict[str, str]]:
+    """A side's own interpreter (its ``make setup`` venv) and an environment that imports nothing
+    from elsewhere."""
+    return str(side_dir / ".venv" / "bin" / "python"), {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def measure_ingest(side_dir: Path, name: str, rate: float, duration: float) -> dict[str, Any]:
-    python = str(side_dir / ".venv" / "bin" / "python")
-    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    python, base = side_python(side_dir)
     run([python, "-m", "scripts.topology", "up", "--name", name], side_dir, base)
     try:
         env = {**base, **topology_env(side_dir, name)}
@@ -86,8 +91,7 @@ def measure_ingest(side_dir: Path, name: str, rate: float, duration: float) -> d
 
 def measure_llm(side_dir: Path, name: str) -> dict[str, Any]:
     output = side_dir / "artifacts" / f"{name}.json"
-    python = str(side_dir / ".venv" / "bin" / "python")
-    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    python, base = side_python(side_dir)
     bench = side_dir / "scripts" / "bench" / "llm_boundary_bench.py"
     # Only the isolated condition is compared; a side that also measures the realistic one skips it,
     # so both sides run the same procedure on equally fresh tables.
@@ -104,7 +108,9 @@ COMPARED = {"ingest": ("p50_ms", "p99_ms"), "llm": ("overhead_p50_ms", "overhead
 def summarize(
     rounds: dict[str, list[dict[str, Any]]], tolerance: float, compared: tuple[str, ...] = COMPARED["ingest"]
 ) -> dict[str, Any]:
-    medians = {side: {key: round(statistics.median(r[key] for r in rounds[side]), 3) for key in compared} for side in SIDES}
+    medians = {
+        side: {key: round(statistics.median(r[key] for r in rounds[side]), 3) for key in compared} for side in SIDES
+    }
     ratio = {key: round(medians["new"][key] / medians["old"][key], 3) for key in compared}
     return {
         "medians": medians,
