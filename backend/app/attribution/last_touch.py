@@ -3,9 +3,8 @@ inside the lookback window. Ties break on (occurred_at, external_event_id, id), 
 
 The whole tenant is recomputed under a per-tenant advisory lock: bursts of events coalesce into
 one recompute, and two recomputes of one tenant never interleave. The statements name the tenant
-although row-level security scopes them: the events table's policy also admits the metrics scope
-(tenant OR scope), which no index answers, so without the name each recompute read every tenant's
-events.
+although row-level security scopes them too: the name is what the planner answers with the
+tenant's indexes (test_intake_and_recompute_use_indexes.py counts the pages read).
 """
 
 from __future__ import annotations
@@ -14,27 +13,15 @@ import uuid
 
 from sqlalchemy import Connection, text
 
+from app.core.queries import query
+
 LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtextextended('last_touch:' || :tenant_id, 0))")
 CLEAR_SQL = text("DELETE FROM attribution_results WHERE tenant_id = :tenant_id AND model = 'last_touch'")
-# The tenant's last-touch rows: each conversion with the latest touchpoint inside the lookback.
-LAST_TOUCH_ROWS = """
-    SELECT c.tenant_id, 'last_touch', (c.occurred_at AT TIME ZONE 'UTC')::date,
-           coalesce(t.channel, 'unattributed'), sum(coalesce(c.revenue_cents, 0)), count(*)
-    FROM attribution_events c
-    LEFT JOIN LATERAL (
-        SELECT tp.channel FROM attribution_events tp
-        WHERE tp.tenant_id = c.tenant_id AND tp.event_type = 'touchpoint'
-          AND tp.customer_key = c.customer_key
-          AND tp.occurred_at <= c.occurred_at
-          AND tp.occurred_at > c.occurred_at - make_interval(days => :lookback_days)
-        ORDER BY tp.occurred_at DESC, tp.external_event_id DESC, tp.id DESC
-        LIMIT 1
-    ) t ON true
-    WHERE c.tenant_id = :tenant_id AND c.event_type = 'conversion'
-    GROUP BY 1, 2, 3, 4
-"""
+# The tenant's last-touch rows (backend/sql/queries/last_touch_rows.sql): each conversion with the
+# latest touchpoint inside the lookback.
+LAST_TOUCH_ROWS = query("last_touch_rows")
 RECOMPUTE_SQL = text(
-    "INSERT INTO attribution_results (tenant_id, model, day, channel, revenue_cents, conversions)" + LAST_TOUCH_ROWS
+    "INSERT INTO attribution_results (tenant_id, model, day, channel, revenue_cents, conversions)\n" + LAST_TOUCH_ROWS
 )
 COMPLETE_OUTBOX_SQL = text(
     "UPDATE outbox SET completed_at = now() "

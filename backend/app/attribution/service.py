@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core import logs
+from app.core.queries import query
 from app.core.settings import Settings
 
 MAX_DRAWS = 200_000  # bounds a job's memory: chains x draws x channels floats
@@ -72,14 +73,7 @@ GET_JOB_SQL = text(
     "SELECT id, model, status, params, result, fallback_event, error, created_at, started_at, finished_at "
     "FROM attribution_jobs WHERE id = :job_id"
 )
-RESULTS_SQL = text(
-    """
-    SELECT channel, sum(revenue_cents)::bigint AS revenue_cents, sum(conversions)::bigint AS conversions
-    FROM attribution_results
-    WHERE model = 'last_touch' AND day BETWEEN :start AND :end
-    GROUP BY channel ORDER BY channel
-    """
-)
+RESULTS_SQL = text(query("last_touch_channels"))
 LATEST_BAYESIAN_SQL = text(
     """
     SELECT id, status, result, fallback_event, finished_at FROM attribution_jobs
