@@ -150,8 +150,11 @@ def contract(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def p4_e2e(session: nox.Session) -> None:
-    """The P4 gate: topology, health waits, the LLM E2E test, the ops queries -> artifacts/b07-p4/."""
+    """The P4 gate: topology, health waits, the LLM E2E test, the ops queries -> artifacts/b07-p4/
+    (``-- --topology compose``: on docker-compose.e2e.yml, as the seed's workflow runs it)."""
     install_locked(session)
+    if "compose" in session.posargs:  # the Docker SDK collects the containers' logs and state
+        session.install(DOCKER_SDK)
     session.run("python", "scripts/ci/p4_e2e.py", *session.posargs)
 
 

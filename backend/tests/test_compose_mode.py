@@ -172,3 +172,20 @@ def test_a_killed_compose_run_is_taken_down_by_the_next(tmp_path: Path, command:
     assert found == {"found": True, "compose_project": "p8-stale", "taken_down": taken_down}
     assert not state.exists()
     assert "down -v" in (tmp_path / "compose.log").read_text()
+
+
+def test_the_p4_gate_runs_on_compose_as_the_seed_says(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The P4 workflow runs `nox -s p4_e2e -- --topology compose`; the script picks the compose
+    topology for it and the native one by default (the control), and refuses an external server."""
+    from scripts.ci import p4_e2e
+
+    workflow = (REPO_ROOT / ".github" / "workflows" / "b07-p4-e2e-operational-readiness.yml").read_text()
+    assert "nox -s p4_e2e -- --topology compose" in workflow
+    compose = SimpleNamespace(topology="compose", admin_database_url=None, postgres_image=None, python_base_image=None)
+    assert type(p4_e2e.make_topology(compose, tmp_path)) is ComposeTopology  # type: ignore[arg-type]
+    native = SimpleNamespace(topology="native", admin_database_url=None)
+    assert type(p4_e2e.make_topology(native, tmp_path)) is Topology  # type: ignore[arg-type]
+    with pytest.raises(SystemExit) as exit_info:
+        p4_e2e.main(["--topology", "compose", "--admin-database-url", "postgresql://x@h/db"])
+    assert exit_info.value.code == 2
+    assert "its own PostgreSQL" in capsys.readouterr().err
