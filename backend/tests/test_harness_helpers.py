@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,15 @@ def test_emit_tolerates_a_reader_that_stops_early() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "BrokenPipeError" not in result.stderr
+
+
+def test_superuser_url_names_the_run_database_and_refuses_without_one(tmp_path: Path) -> None:
+    from scripts.topology import Topology, TopologyConfig, TopologyError
+
+    topology = Topology(TopologyConfig(artifact_dir=tmp_path))
+    with pytest.raises(TopologyError, match="no superuser URL"):
+        topology.superuser_url()
+    topology.admin_url = "postgresql://postgres:pw@127.0.0.1:5432/postgres"
+    topology.database = "attribution_abc"
+    assert topology.superuser_url() == "postgresql://postgres:pw@127.0.0.1:5432/attribution_abc"
+    assert topology.superuser_url("template1").endswith("/template1")

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, text
 
 from app.core import db
 from app.core.settings import to_sync_url
@@ -115,9 +115,9 @@ def measure(rounds: int, calls: int, warmup: int, artifact_dir: Path) -> dict[st
     config = TopologyConfig(artifact_dir=artifact_dir, name="bench-context-cost", stop_grace_s=2)
     by_state: dict[str, list[float]] = {"signed": [], "unsigned": []}
     with Topology(config) as topo:
-        assert topo.admin_url is not None and topo.dsns is not None
-        in_database = make_url(to_sync_url(topo.admin_url)).set(database=topo.database)
-        superuser = create_engine(in_database, isolation_level="AUTOCOMMIT")
+        assert topo.dsns is not None
+        # in the run's database: the statistics and policies are per database
+        superuser = create_engine(to_sync_url(topo.superuser_url()), isolation_level="AUTOCOMMIT")
         switch = state_switcher(superuser)
         try:
             gate = mock_boundary(topo.dsns.runtime_sync, topo.mock_url)

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 from app.core.settings import to_sync_url
 from app.tenants.service import create_tenant
@@ -71,9 +71,9 @@ def summarize(functions: dict[str, dict[str, float]]) -> dict[str, float]:
 def measure(calls: int, warmup: int, artifact_dir: Path) -> dict[str, Any]:
     config = TopologyConfig(artifact_dir=artifact_dir, name="bench-function-costs", stop_grace_s=2)
     with Topology(config) as topo:
-        assert topo.admin_url is not None and topo.dsns is not None
-        in_database = make_url(to_sync_url(topo.admin_url)).set(database=topo.database)
-        superuser = create_engine(in_database, isolation_level="AUTOCOMMIT")  # the statistics are per database
+        assert topo.dsns is not None
+        # in the run's database: the statistics and policies are per database
+        superuser = create_engine(to_sync_url(topo.superuser_url()), isolation_level="AUTOCOMMIT")
         try:
             with superuser.connect() as conn:
                 conn.execute(text(f"ALTER DATABASE {topo.database} SET track_functions = 'all'"))

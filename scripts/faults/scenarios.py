@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import psycopg
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 from app.core.db import tenant_transaction_sync
 from scripts.harness import PollOutcome, poll_until
@@ -204,7 +203,7 @@ def negative_control(
     if index is None or topology.admin_url is None:
         return {"caught": False, "why": "nothing was acknowledged, so there is nothing to lose"}
     victim = sorted(acked[index])[0]
-    admin = make_url(topology.admin_url).set(database=topology.database).render_as_string(hide_password=False)
+    admin = topology.superuser_url()
     with psycopg.connect(admin, autocommit=True) as conn:
         deleted = conn.execute(DELETE_EVENT_SQL, (plan.tenants[index].tenant_id, victim)).rowcount
     control = judge_webhooks(result.name, engine, plan, record, result.recovery_s, 30)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import make_url
 
 from app.core.roles import OPS_ADMIN_ROLE, OPS_READER_ROLE, OWNER_ROLE, RUNTIME_ROLE
 from app.core.sealing import KEYS_ENV, new_key_ring
@@ -275,6 +276,13 @@ class Topology:
             env["MOCK_PLATFORM_URL"] = self.mock_url
         env.update(self.config.extra_env)
         return env
+
+    def superuser_url(self, database: str | None = None) -> str:
+        """The cluster's bootstrap superuser, in this run's database unless another is named: for
+        harness steps that act behind the runtime's back (controls, statistics), never for a service."""
+        if self.admin_url is None:
+            raise TopologyError("no superuser URL: the topology is not up, or was attached without one")
+        return make_url(self.admin_url).set(database=database or self.database).render_as_string(hide_password=False)
 
     @property
     def broker_url(self) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from scripts.topology import Topology
 
@@ -15,9 +14,7 @@ __all__ = ["TEST_STOP_GRACE_S", "TwoTenants", "engine_for", "own_topology", "sup
 def superuser_dsn(topology: Topology, database: str | None = None) -> str:
     """The cluster's bootstrap superuser, in the topology's database unless another is named: for
     controls that give back a right, and for reading everything as a dump or a backup would."""
-    assert topology.admin_url is not None
-    url = make_url(topology.admin_url).set(database=database or topology.database)
-    return url.render_as_string(hide_password=False)
+    return topology.superuser_url(database)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
