@@ -36,6 +36,8 @@ def test_eg8_5_needs_llm_calls_inside_the_ingestion_window(topology: Topology, t
     assert composed.metrics["window_overlap_s"] > 0
     assert composed.metrics["errors"] == 0 and composed.metrics["achieved_rps"] >= 4.9
     assert composed.metrics["baseline_insert_tps"] > 0
+    # the gate as the closure pack runs it cross-checks the generator with k6 (the controls below skip it)
+    assert composed.metrics["exit_codes"]["k6_crosscheck"] == 0 and "r3/k6_crosscheck.json" in str(composed.evidence)
 
     alone_dir = gate_dir(tmp_path, "without")
     alone = eg8_5_composed_perf(
