@@ -184,8 +184,10 @@ DOCKER_SDK = "docker==7.2.0"  # in pyproject's dev group, not in the lock: only 
 def compose(session: nox.Session) -> None:
     """The closure pack's CI subset in compose mode (docker-compose.e2e.yml on a Docker engine): starts
     dockerd when none answers (root) and stops only that one, builds or reuses the images (local ones
-    from Debian's packages when no registry answers), verifies the manifest. ``-- --help`` explains;
-    ``-- ci --images local -- --gate eg8_1_topology`` narrows it. -> artifacts/b07-phase8-compose/"""
+    from Debian's packages when no registry answers), verifies the manifest, then ``docker kill``s the
+    worker and the api under load (nothing acknowledged lost). ``-- --help`` explains;
+    ``-- ci --images local -- --gate eg8_1_topology`` narrows it.
+    -> artifacts/b07-phase8-compose/, artifacts/compose-faults/faults_summary.json"""
     install_locked(session)
     session.install(DOCKER_SDK)
     session.run("python", "-m", "scripts.compose", *(session.posargs or ["ci"]))

@@ -114,3 +114,18 @@ def test_superuser_dsn_only_reaches_the_provision_step(compose: dict[str, Any]) 
         if any("postgres:${POSTGRES_PASSWORD" in str(v) for v in (service.get("environment") or {}).values())
     ]
     assert holders == ["provision"]
+
+
+def test_tunables_reach_api_and_worker_with_the_settings_default(compose: dict[str, Any]) -> None:
+    """What the fault scenarios set (COMPOSE_TUNABLES) must reach both runtime services, and the file's
+    fallback must be the settings' default, or compose mode would run with a value nobody chose."""
+    from app.core.settings import Settings
+    from scripts.topology.compose_project import COMPOSE_TUNABLES
+
+    for name in COMPOSE_TUNABLES:
+        field = next(f for f in Settings.model_fields.values() if f.validation_alias == name)
+        for service in RUNTIME_SERVICES:
+            value = str(compose["services"][service]["environment"][name])
+            fallback = re.fullmatch(rf"\$\{{{name}:-(?P<default>[^}}]+)\}}", value)
+            assert fallback, f"{service}: {name} = {value}"
+            assert float(fallback["default"]) == field.default

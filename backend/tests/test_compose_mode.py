@@ -28,7 +28,7 @@ from scripts.topology.compose import (
     container_record,
     project_name,
 )
-from scripts.topology.lifecycle import PRIVILEGED_ENV, Topology, TopologyConfig, cleanup_stale
+from scripts.topology.lifecycle import PRIVILEGED_ENV, Topology, TopologyConfig, TopologyError, cleanup_stale
 
 PLACEHOLDERS = {name: "placeholder" for name in COMPOSE_VARIABLES if not name.startswith("E2E_")}
 
@@ -189,3 +189,69 @@ def test_the_p4_gate_runs_on_compose_as_the_seed_says(capsys: pytest.CaptureFixt
         p4_e2e.main(["--topology", "compose", "--admin-database-url", "postgresql://x@h/db"])
     assert exit_info.value.code == 2
     assert "its own PostgreSQL" in capsys.readouterr().err
+
+
+def test_compose_passes_only_its_tunables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fault scenarios shorten the redispatch delay in compose mode as natively; an operator's shell
+    does not set it for them (the control), and a setting the file would drop is refused, not ignored."""
+    monkeypatch.setenv("OUTBOX_REDISPATCH_AFTER_S", "999")
+    assert "OUTBOX_REDISPATCH_AFTER_S" not in compose_topology(tmp_path).compose_env()
+    config = TopologyConfig(artifact_dir=tmp_path, name="compose-unit", extra_env={"OUTBOX_REDISPATCH_AFTER_S": "10"})
+    tuned = ComposeTopology(config, ComposeImages())
+    tuned.ports = {"postgres": 15432, "api": 18000, "mock_platform": 18081}
+    assert tuned.compose_env()["OUTBOX_REDISPATCH_AFTER_S"] == "10"
+    with pytest.raises(TopologyError, match="not LLM_TIMEOUT_S"):
+        ComposeTopology(TopologyConfig(artifact_dir=tmp_path, name="c", extra_env={"LLM_TIMEOUT_S": "2"}))
+
+
+def test_compose_faults_run_the_crash_scenarios_only(capsys: pytest.CaptureFixture[str]) -> None:
+    """docker kill has a native twin for the worker and api crashes; a scenario it cannot run is a usage error."""
+    from scripts.faults import run_faults
+
+    assert set(run_faults.COMPOSE_SCENARIOS) <= set(run_faults.ALL_SCENARIOS)
+    with pytest.raises(SystemExit) as exit_info:
+        run_faults.main(["--topology", "compose", "--scenario", "postgres_crash"])
+    assert exit_info.value.code == 2
+    assert "not postgres_crash" in capsys.readouterr().err
+
+
+def test_nox_compose_runs_the_kill_faults_on_the_image_it_built(tmp_path: Path) -> None:
+    from scripts.compose.__main__ import faults_argv
+
+    args = SimpleNamespace(faults_dir=tmp_path / "faults")
+    argv = faults_argv(args, ComposeImages(postgres="local/pg:15", python_base="local/py:3.11"))  # type: ignore[arg-type]
+    assert argv[1].endswith("scripts/faults/run_faults.py")
+    assert argv[2:] == [
+        "--topology",
+        "compose",
+        "--no-build",
+        "--artifact-dir",
+        str(tmp_path / "faults"),
+        "--postgres-image",
+        "local/pg:15",
+        "--python-base-image",
+        "local/py:3.11",
+    ]
+
+
+@pytest.mark.parametrize("reachable", [True, False])
+def test_a_host_with_a_registry_keeps_the_files_images(
+    reachable: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--images auto`: where Docker Hub answers, no build argument is passed (postgres:16 and
+    python:3.11-slim, as the file says); where it does not (the control), local images and a wheelhouse."""
+    from scripts.compose import __main__ as compose_main
+
+    local = ComposeImages(
+        postgres="attribution-local/postgres:15-bookworm", python_base="attribution-local/python:3.11"
+    )
+    built: list[str] = []
+    monkeypatch.setattr(compose_main, "registry_reachable", lambda: reachable)
+    monkeypatch.setattr(compose_main, "local_images", lambda _log: built.append("images") or local)
+    monkeypatch.setattr(compose_main, "ensure_wheelhouse", lambda _py, _log: built.append("wheelhouse"))
+    images = compose_main.choose_images("auto", tmp_path)
+    if reachable:
+        assert images.env() == {} and built == []
+    else:
+        assert images.env() == {"POSTGRES_IMAGE": local.postgres, "PYTHON_BASE_IMAGE": local.python_base}
+        assert built == ["images", "wheelhouse"]

@@ -9,6 +9,10 @@
    answers, else builds local ones from Debian's packages plus a wheelhouse of the lock.
 3. The closure pack's ``--ci-subset`` with ``--topology compose`` (arguments after ``--`` go to it),
    then ``sha256sum -c manifest.sha256`` in its artifact directory.
+4. Fault parity (skip with ``--no-faults``): ``docker kill`` of the worker container, then of the api
+   container, under webhook load, on a fresh project from the same images; nothing acknowledged may
+   be lost or stored twice (scripts/faults/run_faults.py ``--topology compose``, the native
+   scenarios' verdict and negative control) -> ``--faults-dir``/faults_summary.json.
 
 Ctrl-C or SIGTERM: the closure pack tears its containers down (``down -v``) and this waits for it
 before stopping an engine it started. Exit code: the closure pack's, else 2 for a host problem.
@@ -29,6 +33,7 @@ from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode
 from scripts.topology.compose import ComposeImages
 
 CLOSURE_PACK = REPO_ROOT / "scripts" / "phase8" / "run_phase8_closure_pack.py"
+FAULTS = REPO_ROOT / "scripts" / "faults" / "run_faults.py"
 CHILD_TEARDOWN_S = 180.0
 
 
@@ -49,19 +54,30 @@ def choose_images(mode: str, work_dir: Path) -> ComposeImages:
 def closure_pack_argv(args: argparse.Namespace, images: ComposeImages) -> list[str]:
     argv = [sys.executable, str(CLOSURE_PACK), "--ci-subset", "--topology", "compose"]
     argv += ["--topology-name", args.topology_name, "--artifact-dir", str(args.artifact_dir)]
+    return [*argv, *image_args(images), *args.closure_args]
+
+
+def image_args(images: ComposeImages) -> list[str]:
+    argv = []
     if images.postgres:
         argv += ["--postgres-image", images.postgres]
     if images.python_base:
         argv += ["--python-base-image", images.python_base]
-    return [*argv, *args.closure_args]
+    return argv
 
 
-def run_closure_pack(argv: list[str]) -> int:
+def faults_argv(args: argparse.Namespace, images: ComposeImages) -> list[str]:
+    """The crash scenarios on the image the closure pack just built (``--no-build``)."""
+    argv = [sys.executable, str(FAULTS), "--topology", "compose", "--no-build", "--artifact-dir", str(args.faults_dir)]
+    return [*argv, *image_args(images)]
+
+
+def run_child(argv: list[str]) -> int:
     child = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
     try:
         return child.wait()
     except KeyboardInterrupt:
-        with interrupts.shielded():  # its teardown (`down -v`) must finish before the engine stops
+        with interrupts.shielded():  # the child's teardown (`down -v`) must finish before the engine stops
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
             try:
@@ -87,14 +103,18 @@ def ci(args: argparse.Namespace) -> int:
             with engine_running(work_dir / "dockerd.log") as started:
                 say("engine: started dockerd for this run" if started else "engine: the one already running")
                 images = choose_images(args.images, work_dir)
-                code = run_closure_pack(closure_pack_argv(args, images))
+                code = run_child(closure_pack_argv(args, images))
                 if code != 0:
                     return code
                 if not verify_manifest(args.artifact_dir):
                     say(f"manifest verification failed in {args.artifact_dir}")
                     return int(ExitCode.GATE_FAILED)
-                say(f"passed; manifest verified in {args.artifact_dir}")
-                return 0
+                say(f"CI subset passed; manifest verified in {args.artifact_dir}")
+                if args.no_faults:
+                    return 0
+                code = run_child(faults_argv(args, images))
+                say(f"docker kill faults: exit {code}; {args.faults_dir / 'faults_summary.json'}")
+                return code
         except (EngineError, ImageError) as exc:
             say(f"error: {exc}")
             return int(ExitCode.USAGE_OR_ENVIRONMENT)
@@ -132,10 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         help="dockerd.log, images.log and wheelhouse.log go here",
     )
     run.add_argument("--topology-name", default="phase8-compose", help="run name (state in .run/<name>.json)")
+    run.add_argument("--no-faults", action="store_true", help="skip the docker kill scenarios after the CI subset")
+    run.add_argument("--faults-dir", type=Path, default=REPO_ROOT / "artifacts" / "compose-faults")
     run.add_argument("closure_args", nargs="*", help="after --: more arguments for the closure pack")
     args = parser.parse_args(argv)
     args.artifact_dir = args.artifact_dir.resolve()
     args.work_dir = args.work_dir.resolve()
+    args.faults_dir = args.faults_dir.resolve()
     return ci(args)
 
 

@@ -10,7 +10,9 @@ full: scripts/faults/disk.py), then a second topology split across network names
 (scripts/topology/netns.py; needs root, skipped with a message otherwise) for the PostgreSQL
 crash and the two partitions (scripts/faults/network.py), then a third on RabbitMQ for the broker
 restart (scripts/faults/broker.py; skipped with a message where no local broker can be restarted;
-PHASE8_BROKER_URL names one). Tears everything down and
+PHASE8_BROKER_URL names one). ``--topology compose`` runs the two crash scenarios (``docker kill``
+of the worker and of the api container, then a restart) on docker-compose.e2e.yml instead, with the
+same load and verdict (``nox -s compose`` runs them after the CI subset). Tears everything down and
 writes faults_summary.json: one entry per scenario with the load rate, acknowledged, persisted,
 lost, duplicated (also per tenant), recovery_s, its negative control (one acknowledged event
 deleted behind the harness's back must fail the verdict) and status. The LLM entry also shows, per
@@ -31,6 +33,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,7 @@ from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, redact_dsn
 from scripts.r3 import database
 from scripts.soak.__main__ import SWEEP_FILE, default_rps
 from scripts.topology import Topology, TopologyConfig, TopologyError
+from scripts.topology.compose import ComposeImages, ComposeTopology
 
 FAULT_ENV = {
     "LLM_BREAKER_OPEN_S": "3",  # the breaker's cool-down, so recovery fits in a run
@@ -56,12 +60,20 @@ FIXED_RATES = {"llm_provider_faults": 30.0}
 LOOPBACK_SCENARIOS = {**SCENARIOS, "slowloris": slowloris, "postgres_out_of_disk": postgres_out_of_disk}
 BROKER_SCENARIOS = {"broker_restart": broker.broker_restart}
 ALL_SCENARIOS = {**LOOPBACK_SCENARIOS, **NETNS_SCENARIOS, **BROKER_SCENARIOS}
+# What compose mode can do to a container that it does to a native process: kill it and start it again.
+COMPOSE_SCENARIOS = ("worker_kill_9", "api_kill_9")
 
 
-def run_group(names: list[str], config: TopologyConfig, rate: float, duration_s: float) -> list[dict[str, Any]]:
+def run_group(
+    names: list[str],
+    config: TopologyConfig,
+    rate: float,
+    duration_s: float,
+    make_topology: Callable[[TopologyConfig], Topology] = Topology,
+) -> list[dict[str, Any]]:
     """One topology, the scenarios ``names`` in order on it, each with its recovery limit applied."""
     results = []
-    with Topology(config) as topology:
+    with make_topology(config) as topology:
         assert topology.dsns is not None  # set by up()
         engine = database.runtime_engine(topology.dsns.runtime_sync)
         for name in names:
@@ -102,16 +114,29 @@ def run_on_rabbitmq(names: list[str], artifact_dir: Path, rate: float, duration_
         return run_group(names, config, rate, duration_s)
 
 
+def run_on_compose(names: list[str], args: argparse.Namespace, rate: float) -> list[dict[str, Any]]:
+    """The crash scenarios on docker-compose.e2e.yml: ``docker kill`` instead of SIGKILL to a process."""
+    images = ComposeImages(postgres=args.postgres_image, python_base=args.python_base_image, build=not args.no_build)
+    env = {"OUTBOX_REDISPATCH_AFTER_S": FAULT_ENV["OUTBOX_REDISPATCH_AFTER_S"]}  # what the file passes through
+    config = TopologyConfig(
+        artifact_dir=args.artifact_dir.resolve() / "compose", name="faults-compose", extra_env=env, stop_grace_s=3.0
+    )
+    return run_group(names, config, rate, args.duration, lambda c: ComposeTopology(c, images))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     artifact_dir: Path = args.artifact_dir.resolve()
     artifact_dir.mkdir(parents=True, exist_ok=True)
     rate, rate_source = (args.rate, "--rate") if args.rate else default_rps(SWEEP_FILE)
+    started = time.monotonic()
+    if args.topology == "compose":
+        results = run_on_compose(args.scenario or list(COMPOSE_SCENARIOS), args, rate)
+        return summarize(results, rate, rate_source, args, time.monotonic() - started)
     selected = args.scenario or list(ALL_SCENARIOS)
     loopback = [name for name in selected if name in LOOPBACK_SCENARIOS]
     netns = [name for name in selected if name in NETNS_SCENARIOS]
     amqp = [name for name in selected if name in BROKER_SCENARIOS]
     results = []
-    started = time.monotonic()
     if loopback:
         config = TopologyConfig(artifact_dir=artifact_dir, name="faults", extra_env=FAULT_ENV, stop_grace_s=3.0)
         results += run_group(loopback, config, rate, args.duration)
@@ -124,9 +149,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results += run_group(netns, config, rate, args.duration)
     if amqp:
         results += run_on_rabbitmq(amqp, artifact_dir, rate, args.duration)
+    return summarize(results, rate, rate_source, args, time.monotonic() - started)
+
+
+def summarize(
+    results: list[dict[str, Any]], rate: float, rate_source: str, args: argparse.Namespace, took_s: float
+) -> dict[str, Any]:
+    """faults_summary.json: passed only if something was judged and every judged scenario passed."""
     judged = [r for r in results if r["status"] != "skipped"]
-    summary = {
+    return {
         "status": "passed" if judged and all(r["status"] == "passed" for r in judged) else "failed",
+        "topology": args.topology,
         "rate": rate,
         "rate_source": rate_source,
         "duration_s": args.duration,
@@ -134,9 +167,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "lost": sum(r["lost"] for r in results),
         "duplicated": sum(r["duplicated"] for r in results),
         "scenarios": results,
-        "took_s": round(time.monotonic() - started, 1),
+        "took_s": round(took_s, 1),
     }
-    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +181,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per scenario")
     parser.add_argument("--scenario", action="append", choices=sorted(ALL_SCENARIOS), help="run only these")
+    parser.add_argument(
+        "--topology",
+        choices=("native", "compose"),
+        default="native",
+        help="native: every scenario on processes of this host (default); compose: the crash scenarios "
+        f"({', '.join(COMPOSE_SCENARIOS)}) on docker-compose.e2e.yml, an engine already running",
+    )
+    parser.add_argument(
+        "--postgres-image", default=os.environ.get("POSTGRES_IMAGE"), help="compose: instead of postgres:16"
+    )
+    parser.add_argument(
+        "--python-base-image", default=os.environ.get("PYTHON_BASE_IMAGE"), help="compose: instead of python:3.11-slim"
+    )
+    parser.add_argument("--no-build", action="store_true", help="compose: reuse the app image as it is")
     args = parser.parse_args(argv)
+    beyond = sorted(set(args.scenario or ()) - set(COMPOSE_SCENARIOS))
+    if args.topology == "compose" and beyond:
+        parser.error(f"compose mode runs only {', '.join(COMPOSE_SCENARIOS)}, not {', '.join(beyond)}")
     try:
         summary = run(args)
     except TopologyError as exc:

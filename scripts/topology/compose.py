@@ -27,7 +27,7 @@ from app.core.sealing import KEYS_ENV
 from scripts import interrupts
 from scripts.compose.engine import EngineError, compose_command, docker_client
 from scripts.harness import REPO_ROOT, redact_dsn
-from scripts.topology.compose_project import COMPOSE_FILE, COMPOSE_VARIABLES, compose_down
+from scripts.topology.compose_project import COMPOSE_FILE, COMPOSE_TUNABLES, COMPOSE_VARIABLES, compose_down
 from scripts.topology.lifecycle import (
     RUN_DIR,
     Topology,
@@ -132,10 +132,15 @@ class ComposeTopology(Topology):
 
     def __init__(self, config: TopologyConfig, images: ComposeImages | None = None) -> None:
         super().__init__(config)
-        if config.admin_database_url or config.api_processes != 1 or config.worker_replicas != 1 or config.extra_env:
+        if config.admin_database_url or config.api_processes != 1 or config.worker_replicas != 1:
             raise TopologyError(
                 "compose mode runs the file's shape only: no external server, one api process, one worker, "
                 "the database as broker"
+            )
+        refused = sorted(set(config.extra_env) - set(COMPOSE_TUNABLES))
+        if refused:
+            raise TopologyError(
+                f"compose mode passes only {', '.join(COMPOSE_TUNABLES)} to its containers, not {', '.join(refused)}"
             )
         self.images = images or ComposeImages()
         self.project = project_name(config.name, self.run_id)
@@ -201,6 +206,7 @@ class ComposeTopology(Topology):
         )
         env[KEYS_ENV] = self.key_ring
         env.update(self.images.env())
+        env.update(self.config.extra_env)  # tunables only (checked in __init__)
         return env
 
     def _compose(self, *args: str, timeout_s: float) -> None:

@@ -12,6 +12,9 @@ from scripts.harness import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.e2e.yml"
 DOWN_TIMEOUT_S = 120.0
+# Settings the file passes through to api and worker, so a run (the fault scenarios) may set them
+# through TopologyConfig.extra_env as in the native mode; any other extra setting is refused.
+COMPOSE_TUNABLES = ("OUTBOX_REDISPATCH_AFTER_S",)
 # What a compose run must never inherit from the operator's shell: privileged DSNs, and values the
 # file interpolates that this run sets itself.
 COMPOSE_VARIABLES = (
@@ -24,6 +27,7 @@ COMPOSE_VARIABLES = (
     "E2E_POSTGRES_PORT",
     "E2E_API_PORT",
     "E2E_MOCK_PORT",
+    *COMPOSE_TUNABLES,
 )
 
 
