@@ -19,8 +19,9 @@ deleted behind the harness's back must fail the verdict) and status. The LLM ent
 fault, whether the mock took it and the ledger outcomes it left; a fault without its outcomes
 fails the scenario.
 
-The webhook rate defaults to half the newest capacity sweep's max sustainable rate, else the
-soak's stated default (scripts/soak: DEFAULT_RPS); the LLM scenario keeps its own task rate
+The webhook rate defaults to half the max sustainable rate of this checkout's capacity sweep, else
+of the newest full-physics sweep published under docs/perf (what a fresh clone, CI's, uses), else
+the soak's stated default (scripts/soak: DEFAULT_RPS); the LLM scenario keeps its own task rate
 (FIXED_RATES). Timing bounds (recovery limits, the partition's 2 s, slowloris's p99) are judged on
 whatever machine runs this: a busy shared one can miss them where counts stay exact.
 """

@@ -4,11 +4,12 @@ own, sampled every few seconds, then judged: after the warm-up nothing may grow 
     python -m scripts.soak [--minutes 30] [--rps R] [--housekeeping on|off] [--sample-interval 10]
 
 Ingest is the ingestion-under-fire generator (``scripts.r3``: open loop, storms mixed in) at
-``--rps``: by default half the ``max_sustainable_rps`` of the newest capacity sweep
-(``--sweep-file``), else DEFAULT_RPS. The LLM background load is ``scripts.phase8.llm_background_load``
-at ``--llm-rate``. A sampler records each service's memory, every table's and index's size, the
-pruned tables' row counts, the outbox backlog, the broker queue depth and the attribution lag;
-intake p99 is taken per sample window.
+``--rps``: by default half the ``max_sustainable_rps`` of this checkout's capacity sweep
+(``--sweep-file``), else of the newest full-physics sweep published under docs/perf, else
+DEFAULT_RPS. The LLM background load is ``scripts.phase8.llm_background_load`` at ``--llm-rate``.
+A sampler records each service's memory, every table's and index's size, the pruned tables' row
+counts, the outbox backlog, the broker queue depth and the attribution lag; intake p99 is taken per
+sample window.
 
 Verdict (``scripts.soak.verdict``): after the warm-up (the first 5 minutes; a third of the run for
 runs shorter than 15 minutes) every judged series' fitted trend adds at most 10% of its level (or
@@ -58,6 +59,8 @@ from scripts.topology import Topology, TopologyConfig, TopologyError
 
 DEFAULT_RPS = 50.0  # without a sweep: above the 46 rps every `make phase8` holds (EG3.4)
 SWEEP_FILE = REPO_ROOT / "artifacts" / "b07-phase8" / "r3" / "ingestion_sweep.json"
+PUBLISHED_DIR = REPO_ROOT / "docs" / "perf"
+PUBLISHED_SWEEPS = "*-full-physics-sweep.json"
 FULL_WARMUP_S = 300.0
 LLM_SETTLE_S = 90.0  # the background load waits this long for its tasks to be ledgered
 DRAIN_TIMEOUT_S = 120.0
@@ -95,12 +98,20 @@ class Timing:
         }
 
 
-def default_rps(sweep_file: Path) -> tuple[float, str]:
-    """Half the sweep's max sustainable rate, or DEFAULT_RPS when there is no usable sweep."""
-    sustained = read_json_object(sweep_file).get("max_sustainable_rps")
-    if isinstance(sustained, int | float) and sustained > 0:
-        return round(sustained / 2, 1), f"half of max_sustainable_rps {sustained:g} in {sweep_file}"
-    return DEFAULT_RPS, f"default {DEFAULT_RPS:g} rps (no sweep result at {sweep_file})"
+def newest_published_sweep(directory: Path = PUBLISHED_DIR) -> Path | None:
+    """The newest full-physics sweep committed under docs/perf (file names start with their date)."""
+    found = sorted(directory.glob(PUBLISHED_SWEEPS))
+    return found[-1] if found else None
+
+
+def default_rps(sweep_file: Path, published_dir: Path = PUBLISHED_DIR) -> tuple[float, str]:
+    """Half the max sustainable rate of this checkout's own sweep, else of the newest published one (a
+    fresh clone has run none), else DEFAULT_RPS."""
+    for candidate in (sweep_file, newest_published_sweep(published_dir)):
+        sustained = read_json_object(candidate).get("max_sustainable_rps") if candidate else None
+        if isinstance(sustained, int | float) and sustained > 0:
+            return round(sustained / 2, 1), f"half of max_sustainable_rps {sustained:g} in {candidate}"
+    return DEFAULT_RPS, f"default {DEFAULT_RPS:g} rps (no sweep result at {sweep_file} or in {published_dir})"
 
 
 @dataclass
