@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -58,6 +59,12 @@ def emit(payload: dict[str, Any], output: Path | None = None) -> None:
         print(text, flush=True)
     except BrokenPipeError:  # the reader (e.g. `| grep -q`) has what it needed; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def git_sha() -> str:
+    """The checked-out commit, for summaries that must say what code they measured."""
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

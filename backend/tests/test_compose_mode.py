@@ -255,3 +255,69 @@ def test_a_host_with_a_registry_keeps_the_files_images(
     else:
         assert images.env() == {"POSTGRES_IMAGE": local.postgres, "PYTHON_BASE_IMAGE": local.python_base}
         assert built == ["images", "wheelhouse"]
+
+
+class KillableContainer:
+    """A container as the Docker SDK shows it, whose kill() stops it (or does not)."""
+
+    def __init__(self, stops: bool = True, fails: bool = False) -> None:
+        self.running, self.stops, self.fails = True, stops, fails
+        self.attrs: dict[str, Any] = {"State": {"Running": True, "StartedAt": "2026-12-06T20:07:00Z"}}
+
+    def kill(self) -> None:
+        if self.fails:
+            raise RuntimeError("409 Conflict: container is not running")
+        if self.stops:
+            self.attrs = {"State": {"Running": False, "ExitCode": 137, "StartedAt": "2026-12-06T20:07:00Z"}}
+
+
+def killable(tmp_path: Path, container: KillableContainer) -> ContainerProcess:
+    client = SimpleNamespace(containers=SimpleNamespace(get=lambda _id: container))
+    return ContainerProcess("worker", [], {}, REPO_ROOT, tmp_path / "worker.log", container_id="c", client=client)
+
+
+def test_a_docker_kill_is_waited_for_and_recorded(tmp_path: Path) -> None:
+    proc = killable(tmp_path, KillableContainer())
+    proc.kill()
+    assert proc.crashes == [{"started_at": "2026-12-06T20:07:00Z", "exit_code": 137}]
+
+
+@pytest.mark.parametrize("container", [KillableContainer(fails=True), KillableContainer(stops=False)])
+def test_a_kill_that_did_not_happen_fails_the_scenario(
+    container: KillableContainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The controls: an engine error, or a container still running afterwards, raises; nothing is recorded."""
+    monkeypatch.setattr("scripts.topology.compose.KILL_WAIT_S", 0.3)
+    proc = killable(tmp_path, container)
+    with pytest.raises((RuntimeError, TopologyError)):
+        proc.kill()
+    assert proc.crashes == []
+
+
+def write_probe(path: Path, image_id: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"compose": {"containers": {"api": {"image_id": image_id}}}}))
+
+
+@pytest.mark.parametrize(("faulted_image", "expected"), [("sha256:same", 0), ("sha256:other", 1), (None, 1)])
+def test_the_kill_faults_must_run_on_the_image_the_gates_passed_on(
+    faulted_image: str | None, expected: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--no-build` reuses a tag another checkout may have rebuilt: a passing fault run on another image
+    (or one that recorded none) fails `ci`; a stale summary is removed before the run."""
+    from scripts.compose import __main__ as compose_main
+
+    args = SimpleNamespace(artifact_dir=tmp_path / "gates", faults_dir=tmp_path / "faults")
+    write_probe(args.artifact_dir / compose_main.PROBE, "sha256:same")
+    stale = args.faults_dir / "faults_summary.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"status": "passed"}')
+
+    def fake_faults(_argv: list[str]) -> int:
+        assert not stale.exists()
+        if faulted_image:
+            write_probe(args.faults_dir / "compose" / compose_main.PROBE, faulted_image)
+        return 0
+
+    monkeypatch.setattr(compose_main, "run_child", fake_faults)
+    assert compose_main.run_faults(args, ComposeImages()) == expected  # type: ignore[arg-type]

@@ -9,10 +9,12 @@
    answers, else builds local ones from Debian's packages plus a wheelhouse of the lock.
 3. The closure pack's ``--ci-subset`` with ``--topology compose`` (arguments after ``--`` go to it),
    then ``sha256sum -c manifest.sha256`` in its artifact directory.
-4. Fault parity (skip with ``--no-faults``): ``docker kill`` of the worker container, then of the api
+4. Fault parity (skip with ``ci --no-faults``): ``docker kill`` of the worker container, then of the api
    container, under webhook load, on a fresh project from the same images; nothing acknowledged may
    be lost or stored twice (scripts/faults/run_faults.py ``--topology compose``, the native
-   scenarios' verdict and negative control) -> ``--faults-dir``/faults_summary.json.
+   scenarios' verdict and negative control) -> ``--faults-dir``/faults_summary.json. It fails if
+   the faults' api container ran another image than the gates' (``--no-build`` reuses a tag, which
+   another checkout could have rebuilt meanwhile).
 
 Ctrl-C or SIGTERM: the closure pack tears its containers down (``down -v``) and this waits for it
 before stopping an engine it started. Exit code: the closure pack's, else 2 for a host problem.
@@ -29,11 +31,12 @@ from pathlib import Path
 from scripts import interrupts
 from scripts.compose.engine import EngineError, engine_running
 from scripts.compose.images import ImageError, ensure_wheelhouse, local_images, pip_python, registry_reachable
-from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode
+from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode, read_json_object
 from scripts.topology.compose import ComposeImages
 
 CLOSURE_PACK = REPO_ROOT / "scripts" / "phase8" / "run_phase8_closure_pack.py"
 FAULTS = REPO_ROOT / "scripts" / "faults" / "run_faults.py"
+PROBE = "p8_topology_probe.json"  # each run's record of its containers, written again before teardown
 CHILD_TEARDOWN_S = 180.0
 
 
@@ -64,6 +67,27 @@ def image_args(images: ComposeImages) -> list[str]:
     if images.python_base:
         argv += ["--python-base-image", images.python_base]
     return argv
+
+
+def app_image_id(probe_path: Path) -> str | None:
+    """The image the api container ran, as a topology probe recorded it."""
+    containers = read_json_object(probe_path).get("compose", {}).get("containers", {})
+    image_id = containers.get("api", {}).get("image_id")
+    return str(image_id) if image_id else None
+
+
+def run_faults(args: argparse.Namespace, images: ComposeImages) -> int:
+    """The docker kill scenarios, judged only if they ran on the image the gates just passed on."""
+    summary, probe = args.faults_dir / "faults_summary.json", args.faults_dir / "compose" / PROBE
+    summary.unlink(missing_ok=True)  # a failure before it is written must not show an older run's
+    probe.unlink(missing_ok=True)
+    code = run_child(faults_argv(args, images))
+    gated, faulted = app_image_id(args.artifact_dir / PROBE), app_image_id(probe)
+    if code == 0 and (gated is None or faulted != gated):
+        say(f"the faults ran on image {faulted}, the gates on {gated}: not the same build")
+        return int(ExitCode.GATE_FAILED)
+    say(f"docker kill faults: exit {code}; {summary}")
+    return code
 
 
 def faults_argv(args: argparse.Namespace, images: ComposeImages) -> list[str]:
@@ -110,16 +134,12 @@ def ci(args: argparse.Namespace) -> int:
                     say(f"manifest verification failed in {args.artifact_dir}")
                     return int(ExitCode.GATE_FAILED)
                 say(f"CI subset passed; manifest verified in {args.artifact_dir}")
-                if args.no_faults:
-                    return 0
-                code = run_child(faults_argv(args, images))
-                say(f"docker kill faults: exit {code}; {args.faults_dir / 'faults_summary.json'}")
-                return code
+                return 0 if args.no_faults else run_faults(args, images)
         except (EngineError, ImageError) as exc:
             say(f"error: {exc}")
             return int(ExitCode.USAGE_OR_ENVIRONMENT)
         except KeyboardInterrupt:
-            say("interrupted: the closure pack took its containers down")
+            say("interrupted: the running step took its containers down")
             return int(ExitCode.GATE_FAILED)
 
 

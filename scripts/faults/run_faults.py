@@ -43,11 +43,12 @@ from scripts.faults.clients import slowloris
 from scripts.faults.disk import postgres_out_of_disk
 from scripts.faults.network import NETNS_SCENARIOS
 from scripts.faults.scenarios import SCENARIOS, ScenarioResult
-from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, redact_dsn
+from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, git_sha, redact_dsn
 from scripts.r3 import database
 from scripts.soak.__main__ import SWEEP_FILE, default_rps
 from scripts.topology import Topology, TopologyConfig, TopologyError
 from scripts.topology.compose import ComposeImages, ComposeTopology
+from scripts.topology.compose_project import COMPOSE_TUNABLES
 
 FAULT_ENV = {
     "LLM_BREAKER_OPEN_S": "3",  # the breaker's cool-down, so recovery fits in a run
@@ -118,7 +119,7 @@ def run_on_rabbitmq(names: list[str], artifact_dir: Path, rate: float, duration_
 def run_on_compose(names: list[str], args: argparse.Namespace, rate: float) -> list[dict[str, Any]]:
     """The crash scenarios on docker-compose.e2e.yml: ``docker kill`` instead of SIGKILL to a process."""
     images = ComposeImages(postgres=args.postgres_image, python_base=args.python_base_image, build=not args.no_build)
-    env = {"OUTBOX_REDISPATCH_AFTER_S": FAULT_ENV["OUTBOX_REDISPATCH_AFTER_S"]}  # what the file passes through
+    env = {name: FAULT_ENV[name] for name in COMPOSE_TUNABLES if name in FAULT_ENV}  # what the file passes through
     config = TopologyConfig(
         artifact_dir=args.artifact_dir.resolve() / "compose", name="faults-compose", extra_env=env, stop_grace_s=3.0
     )
@@ -160,7 +161,8 @@ def summarize(
     judged = [r for r in results if r["status"] != "skipped"]
     return {
         "status": "passed" if judged and all(r["status"] == "passed" for r in judged) else "failed",
-        "topology": args.topology,
+        "mode": args.topology,
+        "git_sha": git_sha(),
         "rate": rate,
         "rate_source": rate_source,
         "duration_s": args.duration,

@@ -148,7 +148,8 @@ def judge_webhooks(
         and total["duplicated"] == 0
         and unexplained == 0  # an outage is a 503 with Retry-After, never a bare 500
         and attributed
-        and total["unattributed_conversions"] == 0
+        # per tenant: one tenant's missing attribution must not hide behind another's double one
+        and all(counts["unattributed_conversions"] == 0 for counts in per_tenant.values())
         and recovery_s is not None
     )
     return ScenarioResult(

@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts import interrupts
-from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode, redact_dsn
+from scripts.harness import EXIT_CODES_HELP, ExitCode, git_sha, redact_dsn
 from scripts.phase8 import ci_reports
 from scripts.phase8.evidence import write_attestation, write_manifest
 from scripts.phase8.gates import GATES, Gate, GateContext, GateResult, timed
@@ -47,11 +46,6 @@ from scripts.topology import Topology, TopologyConfig, TopologyError
 from scripts.topology.compose import ComposeImages, ComposeTopology
 
 SUMMARY = "phase8_gate_summary.json"
-
-
-def git_sha() -> str:
-    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
 def prepare(artifact_dir: Path) -> None:

@@ -49,7 +49,16 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 from sqlalchemy import create_engine, text
 
-from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode, emit, read_json_object, redact_dsn, sync_dsn
+from scripts.harness import (
+    EXIT_CODES_HELP,
+    REPO_ROOT,
+    ExitCode,
+    emit,
+    git_sha,
+    read_json_object,
+    redact_dsn,
+    sync_dsn,
+)
 from scripts.r3 import database
 from scripts.r3.openloop import HIGHEST_TRACKABLE_US, generator_fell_behind, latency_histogram, run_fire
 from scripts.r3.storms import STORM_WEIGHTS, StormPlan, judge
@@ -60,7 +69,7 @@ from scripts.topology import Topology, TopologyConfig, TopologyError
 DEFAULT_RPS = 50.0  # without a sweep: above the 46 rps every `make phase8` holds (EG3.4)
 SWEEP_FILE = REPO_ROOT / "artifacts" / "b07-phase8" / "r3" / "ingestion_sweep.json"
 PUBLISHED_DIR = REPO_ROOT / "docs" / "perf"
-PUBLISHED_SWEEPS = "*-full-physics-sweep.json"
+PUBLISHED_SWEEP_GLOB = "*-full-physics-sweep.json"
 FULL_WARMUP_S = 300.0
 LLM_SETTLE_S = 90.0  # the background load waits this long for its tasks to be ledgered
 DRAIN_TIMEOUT_S = 120.0
@@ -98,20 +107,54 @@ class Timing:
         }
 
 
+def half_rate(sweep_file: Path) -> float | None:
+    """Half a sweep's max sustainable rate, or None when it records none."""
+    sustained = read_json_object(sweep_file).get("max_sustainable_rps")
+    return round(sustained / 2, 1) if isinstance(sustained, int | float) and sustained > 0 else None
+
+
+def applies_here(sweep: dict[str, Any]) -> bool:
+    """A published sweep speaks for this machine only if it was valid, ran committed code, and ran on
+    as many cores as this machine has (GitHub's runners, for one, are another class)."""
+    return (
+        sweep.get("invalid_because") == []
+        and sweep.get("local_changes") is False
+        and (sweep.get("cpu_count") == os.cpu_count())
+    )
+
+
 def newest_published_sweep(directory: Path = PUBLISHED_DIR) -> Path | None:
-    """The newest full-physics sweep committed under docs/perf (file names start with their date)."""
-    found = sorted(directory.glob(PUBLISHED_SWEEPS))
-    return found[-1] if found else None
+    """The newest full-physics sweep committed under docs/perf that applies to this machine, by the
+    time its sweep finished (file names carry only the date)."""
+    found = []
+    for path in directory.glob(PUBLISHED_SWEEP_GLOB):
+        sweep = read_json_object(path)
+        if applies_here(sweep):
+            found.append((str(sweep.get("sweep_window", {}).get("finished_at", "")), path.name, path))
+    return max(found)[2] if found else None
 
 
 def default_rps(sweep_file: Path, published_dir: Path = PUBLISHED_DIR) -> tuple[float, str]:
-    """Half the max sustainable rate of this checkout's own sweep, else of the newest published one (a
-    fresh clone has run none), else DEFAULT_RPS."""
-    for candidate in (sweep_file, newest_published_sweep(published_dir)):
-        sustained = read_json_object(candidate).get("max_sustainable_rps") if candidate else None
-        if isinstance(sustained, int | float) and sustained > 0:
-            return round(sustained / 2, 1), f"half of max_sustainable_rps {sustained:g} in {candidate}"
-    return DEFAULT_RPS, f"default {DEFAULT_RPS:g} rps (no sweep result at {sweep_file} or in {published_dir})"
+    """Half the max sustainable rate of this checkout's own sweep when it has one (even one that held
+    nothing: then DEFAULT_RPS), else of the newest published sweep that applies here (a fresh clone
+    has run none), else DEFAULT_RPS."""
+    if sweep_file.exists():
+        rate = half_rate(sweep_file)
+        if rate is not None:
+            return rate, f"half of max_sustainable_rps {rate * 2:g} in {sweep_file}"
+        return DEFAULT_RPS, f"default {DEFAULT_RPS:g} rps ({sweep_file} records no sustainable rate)"
+    published = newest_published_sweep(published_dir)
+    rate = half_rate(published) if published else None
+    if published and rate is not None:
+        commit = str(read_json_object(published).get("commit", ""))[:7]
+        return (
+            rate,
+            f"half of max_sustainable_rps {rate * 2:g} in {published} (commit {commit}, {os.cpu_count()} cores)",
+        )
+    return (
+        DEFAULT_RPS,
+        f"default {DEFAULT_RPS:g} rps (no sweep at {sweep_file}, none for this machine in {published_dir})",
+    )
 
 
 @dataclass
@@ -356,6 +399,7 @@ def run(args: argparse.Namespace) -> tuple[ExitCode, dict[str, Any]]:
     grown = sorted(name for name, t in trends.items() if not t.passed and name.split(":")[-1] in samplers.PRUNED_TABLES)
     summary: dict[str, Any] = {
         "command": " ".join(["python -m scripts.soak", *sys.argv[1:]]),  # what `nox -s soak -- ARGS` runs
+        "git_sha": git_sha(),
         "verdict": verdict.as_dict(),
         "not_judged": {name: f"judged window < {MIN_BYTES_WINDOW_S:g} s (see --help)" for name in not_judged},
         "config": {
@@ -407,7 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--minutes", type=float, default=30.0, help="length of the load (fractions allowed)")
-    parser.add_argument("--rps", type=float, help="webhooks per second (default: half the sweep's, else 50)")
+    parser.add_argument(
+        "--rps", type=float, help="webhooks per second (default: half the sweep's max sustainable rate, see above)"
+    )
     parser.add_argument("--sweep-file", type=Path, default=SWEEP_FILE, help="a capacity sweep's result")
     parser.add_argument("--llm-rate", type=float, default=1.0, help="LLM task requests per second")
     parser.add_argument("--tenants", type=int, default=8, help="tenants the webhooks round-robin over")

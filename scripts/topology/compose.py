@@ -43,6 +43,7 @@ from scripts.topology.processes import ManagedProcess, free_port
 LONG_RUNNING = ("postgres", "mock_platform", "api", "worker")
 ONE_SHOT = ("provision", "migrate")
 LOG_NAMES = {"migrate": "migrations"}  # the native mode's file name for the same step
+KILL_WAIT_S = 10.0
 COMPOSE_TIMEOUT_S = 1200.0  # the first image build on vfs, on a busy machine, is the slow case
 
 
@@ -70,6 +71,7 @@ class ContainerProcess(ManagedProcess):
 
     container_id: str = ""
     client: Any = None
+    crashes: list[dict[str, Any]] = field(default_factory=list)  # what each kill() left: the fault's evidence
     stopped_following: threading.Event = field(default_factory=threading.Event)
     log_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -95,9 +97,18 @@ class ContainerProcess(ManagedProcess):
             self._container().stop(timeout=max(0, round(grace_s)))
 
     def kill(self) -> None:
-        """SIGKILL the container's processes: a crash, as the fault scenarios want it."""
-        with contextlib.suppress(Exception):
-            self._container().kill()
+        """SIGKILL the container's processes (a crash, as the fault scenarios want it) and wait until the
+        engine reports it stopped. A kill that fails raises: a fault that did not happen must not pass
+        for one survived."""
+        container = self._container()
+        started_at = container.attrs.get("State", {}).get("StartedAt")
+        container.kill()
+        deadline = time.monotonic() + KILL_WAIT_S
+        while (state := self.state()).get("Running", True):
+            if time.monotonic() > deadline:
+                raise TopologyError(f"{self.name}: still running {KILL_WAIT_S:.0f} s after docker kill")
+            time.sleep(0.1)
+        self.crashes.append({"started_at": started_at, "exit_code": state.get("ExitCode")})
 
     def start(self) -> None:
         self._container().start()
@@ -362,5 +373,6 @@ def container_record(proc: ContainerProcess) -> dict[str, Any]:
         "restart_count": attrs.get("RestartCount"),
         "started_at": state.get("StartedAt"),
         "pid": state.get("Pid") or None,
+        "crashes": proc.crashes,
         "log": proc.log_path.name,
     }
