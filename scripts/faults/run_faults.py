@@ -19,9 +19,9 @@ deleted behind the harness's back must fail the verdict) and status. The LLM ent
 fault, whether the mock took it and the ledger outcomes it left; a fault without its outcomes
 fails the scenario.
 
-The webhook rate defaults to half the max sustainable rate of this checkout's capacity sweep, else
-of the newest full-physics sweep published under docs/perf (what a fresh clone, CI's, uses), else
-the soak's stated default (scripts/soak: DEFAULT_RPS); the LLM scenario keeps its own task rate
+The webhook rate defaults to half the max sustainable rate of a capacity sweep (``--sweep-file``:
+this checkout's own, or a published one), else the soak's stated default (scripts/soak:
+DEFAULT_RPS; a fresh clone, CI's, has no sweep of its own); the LLM scenario keeps its own task rate
 (FIXED_RATES). Timing bounds (recovery limits, the partition's 2 s, slowloris's p99) are judged on
 whatever machine runs this: a busy shared one can miss them where counts stay exact.
 """
@@ -129,7 +129,7 @@ def run_on_compose(names: list[str], args: argparse.Namespace, rate: float) -> l
 def run(args: argparse.Namespace) -> dict[str, Any]:
     artifact_dir: Path = args.artifact_dir.resolve()
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    rate, rate_source = (args.rate, "--rate") if args.rate else default_rps(SWEEP_FILE)
+    rate, rate_source = (args.rate, "--rate") if args.rate else default_rps(args.sweep_file)
     started = time.monotonic()
     if args.topology == "compose":
         results = run_on_compose(args.scenario or list(COMPOSE_SCENARIOS), args, rate)
@@ -181,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifact-dir", type=Path, default=Path("artifacts/faults"))
     parser.add_argument(
         "--rate", type=float, help="webhooks per second during each scenario (default: half the sweep's max)"
+    )
+    parser.add_argument(
+        "--sweep-file",
+        type=Path,
+        default=SWEEP_FILE,
+        help="the capacity sweep whose half is the default rate (e.g. docs/perf/2026-12-06-full-physics-sweep.json)",
     )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per scenario")
     parser.add_argument("--scenario", action="append", choices=sorted(ALL_SCENARIOS), help="run only these")

@@ -4,8 +4,8 @@ own, sampled every few seconds, then judged: after the warm-up nothing may grow 
     python -m scripts.soak [--minutes 30] [--rps R] [--housekeeping on|off] [--sample-interval 10]
 
 Ingest is the ingestion-under-fire generator (``scripts.r3``: open loop, storms mixed in) at
-``--rps``: by default half the ``max_sustainable_rps`` of this checkout's capacity sweep
-(``--sweep-file``), else of the newest full-physics sweep published under docs/perf, else
+``--rps``: by default half the ``max_sustainable_rps`` of a capacity sweep (``--sweep-file``: this
+checkout's own, or a published one such as docs/perf/2026-12-06-full-physics-sweep.json), else
 DEFAULT_RPS. The LLM background load is ``scripts.phase8.llm_background_load`` at ``--llm-rate``.
 A sampler records each service's memory, every table's and index's size, the pruned tables' row
 counts, the outbox backlog, the broker queue depth and the attribution lag; intake p99 is taken per
@@ -68,8 +68,6 @@ from scripts.topology import Topology, TopologyConfig, TopologyError
 
 DEFAULT_RPS = 50.0  # without a sweep: above the 46 rps every `make phase8` holds (EG3.4)
 SWEEP_FILE = REPO_ROOT / "artifacts" / "b07-phase8" / "r3" / "ingestion_sweep.json"
-PUBLISHED_DIR = REPO_ROOT / "docs" / "perf"
-PUBLISHED_SWEEP_GLOB = "*-full-physics-sweep.json"
 FULL_WARMUP_S = 300.0
 LLM_SETTLE_S = 90.0  # the background load waits this long for its tasks to be ledgered
 DRAIN_TIMEOUT_S = 120.0
@@ -113,48 +111,13 @@ def half_rate(sweep_file: Path) -> float | None:
     return round(sustained / 2, 1) if isinstance(sustained, int | float) and sustained > 0 else None
 
 
-def applies_here(sweep: dict[str, Any]) -> bool:
-    """A published sweep speaks for this machine only if it was valid, ran committed code, and ran on
-    as many cores as this machine has (GitHub's runners, for one, are another class)."""
-    return (
-        sweep.get("invalid_because") == []
-        and sweep.get("local_changes") is False
-        and (sweep.get("cpu_count") == os.cpu_count())
-    )
-
-
-def newest_published_sweep(directory: Path = PUBLISHED_DIR) -> Path | None:
-    """The newest full-physics sweep committed under docs/perf that applies to this machine, by the
-    time its sweep finished (file names carry only the date)."""
-    found = []
-    for path in directory.glob(PUBLISHED_SWEEP_GLOB):
-        sweep = read_json_object(path)
-        if applies_here(sweep):
-            found.append((str(sweep.get("sweep_window", {}).get("finished_at", "")), path.name, path))
-    return max(found)[2] if found else None
-
-
-def default_rps(sweep_file: Path, published_dir: Path = PUBLISHED_DIR) -> tuple[float, str]:
-    """Half the max sustainable rate of this checkout's own sweep when it has one (even one that held
-    nothing: then DEFAULT_RPS), else of the newest published sweep that applies here (a fresh clone
-    has run none), else DEFAULT_RPS."""
-    if sweep_file.exists():
-        rate = half_rate(sweep_file)
-        if rate is not None:
-            return rate, f"half of max_sustainable_rps {rate * 2:g} in {sweep_file}"
-        return DEFAULT_RPS, f"default {DEFAULT_RPS:g} rps ({sweep_file} records no sustainable rate)"
-    published = newest_published_sweep(published_dir)
-    rate = half_rate(published) if published else None
-    if published and rate is not None:
-        commit = str(read_json_object(published).get("commit", ""))[:7]
-        return (
-            rate,
-            f"half of max_sustainable_rps {rate * 2:g} in {published} (commit {commit}, {os.cpu_count()} cores)",
-        )
-    return (
-        DEFAULT_RPS,
-        f"default {DEFAULT_RPS:g} rps (no sweep at {sweep_file}, none for this machine in {published_dir})",
-    )
+def default_rps(sweep_file: Path) -> tuple[float, str]:
+    """Half the max sustainable rate of the sweep in ``sweep_file`` (this checkout's own by default, or a
+    published one such as docs/perf/*-full-physics-sweep.json), else DEFAULT_RPS."""
+    rate = half_rate(sweep_file)
+    if rate is not None:
+        return rate, f"half of max_sustainable_rps {rate * 2:g} in {sweep_file}"
+    return DEFAULT_RPS, f"default {DEFAULT_RPS:g} rps (no sustainable rate at {sweep_file})"
 
 
 @dataclass
