@@ -38,7 +38,8 @@ def test_nothing_edits_the_import_path() -> None:
 
 def test_path_edit_scan_finds_an_edit(tmp_path: Path) -> None:
     (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "tool.py").write_text("import sys\nsys.path.insert(0, '..')\n")
+    planted = "sys." + "path.insert(0, '..')"  # split so this file is not itself a path edit
+    (tmp_path / "scripts" / "tool.py").write_text(f"import sys\n{planted}\n")
     (tmp_path / "noxfile.py").write_text('ENV = {"PYTHONPATH": "."}\n')
     assert len(path_edits(tmp_path)) == 2
 
