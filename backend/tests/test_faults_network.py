@@ -19,7 +19,7 @@ from scripts.faults.clients import P99_LIMIT_MS, slowloris_problems
 from scripts.faults.disk import disk_problems
 from scripts.faults.network import HEAL_LIMIT_S, REQUEST_LIMIT_S, cut_window, partition, partition_problems
 from scripts.faults.run_faults import FAULT_ENV
-from scripts.faults.scenarios import judged, start_load, tenant_counts
+from scripts.faults.scenarios import generator_connections, judged, start_load, tenant_counts
 from scripts.r3 import database
 from scripts.r3.openloop import Outcome, RunRecord
 from scripts.topology import Topology, TopologyConfig
@@ -62,16 +62,26 @@ def test_the_partition_bounds_fail_a_hang_a_500_no_retry_after_and_a_slow_recove
     assert partition_problems("worker", clean, [], 1.0) != []
 
 
-def test_the_cut_window_charges_the_api_from_when_the_request_had_its_connection() -> None:
-    """A request that queued 4 s in the generator's pool and then got its 503 in 3 s was answered in
-    3 s by the api; the control, a request answered 6 s after it had its connection, is a hang."""
-    queued = Outcome(0, "valid", None, due_s=1.0, started_s=1.0, connected_s=5.0, done_s=8.0, status=503)
-    window = cut_window(RunRecord(150.0, 10.0, [queued], 10.0, 10.0), cut_at=0.5, healed_at=10.5)
-    assert window["slowest_answer_s"] == 3.0 and window["longest_wait_for_a_connection_s"] == 4.0
+def test_the_cut_window_charges_the_api_from_when_the_request_was_sent() -> None:
+    """A request answered 3 s after it was sent is within the bound; the controls: one that waited 4 s
+    for a connection (an api that stopped accepting) and one answered 6 s after it had its
+    connection both count as hung."""
+    quick = Outcome(0, "valid", None, due_s=1.0, started_s=1.0, connected_s=1.0, done_s=4.0, status=503)
+    window = cut_window(RunRecord(150.0, 10.0, [quick], 10.0, 10.0), cut_at=0.5, healed_at=10.5)
+    assert window["slowest_answer_s"] == 3.0
     assert partition_problems("api", window, [{"status": 503, "retry_after": "1"}], 0.5) == []
-    hung = Outcome(1, "valid", None, due_s=1.0, started_s=1.0, connected_s=1.0, done_s=7.0, status=503)
-    window = cut_window(RunRecord(150.0, 10.0, [queued, hung], 10.0, 10.0), cut_at=0.5, healed_at=10.5)
+    not_accepting = Outcome(1, "valid", None, due_s=1.0, started_s=1.0, connected_s=5.0, done_s=8.0, status=503)
+    window = cut_window(RunRecord(150.0, 10.0, [quick, not_accepting], 10.0, 10.0), cut_at=0.5, healed_at=10.5)
+    assert window["longest_wait_for_a_connection_s"] == 4.0
+    assert "took 7.0 s" in partition_problems("api", window, [{"status": 503, "retry_after": "1"}], 0.5)[0]
+    hung = Outcome(2, "valid", None, due_s=1.0, started_s=1.0, connected_s=1.0, done_s=7.0, status=503)
+    window = cut_window(RunRecord(150.0, 10.0, [quick, hung], 10.0, 10.0), cut_at=0.5, healed_at=10.5)
     assert "took 6.0 s" in partition_problems("api", window, [{"status": 503, "retry_after": "1"}], 0.5)[0]
+
+
+def test_the_load_never_queues_in_its_own_pool_while_the_api_holds_requests_to_the_bound() -> None:
+    for rate in (30.0, 50.0, 150.0, 400.0):
+        assert generator_connections(rate) >= rate * REQUEST_LIMIT_S
 
 
 def test_slowloris_fails_a_slow_p99_and_a_flood_that_never_held() -> None:

@@ -10,6 +10,7 @@ each fault was taken by the mock and left its own outcomes in the ledger.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 import uuid
@@ -76,6 +77,19 @@ class Background:
         return self.record
 
 
+# A request started during a fault must be answered (503, or 2xx) within this, or it counts as hung:
+# the api's database deadline (DB_CALL_TIMEOUT_S, 3 s by default) plus room for a busy machine, and
+# half a partition, so an api that simply waits for the link to come back cannot pass.
+REQUEST_LIMIT_S = 5.0
+
+
+def generator_connections(rate: float) -> int:
+    """Enough connections that the load never queues a request of its own while each earlier one is
+    held for up to REQUEST_LIMIT_S (and a second more): a wait in the client's pool would hide an api
+    that stopped accepting connections, and would charge the client's queue to the api."""
+    return max(256, math.ceil(rate * (REQUEST_LIMIT_S + 1)))
+
+
 def start_load(topology: Topology, engine: Engine, rate: float, duration_s: float) -> Background:
     run_tag = uuid.uuid4().hex[:10]
     tenants = database.provision_tenants(engine, 4, run_tag)
@@ -84,7 +98,14 @@ def start_load(topology: Topology, engine: Engine, rate: float, duration_s: floa
 
     def run() -> None:
         background.record = asyncio.run(
-            fire(topology.api_url, plan.shot, rate=rate, duration_s=duration_s, timeout_s=15)
+            fire(
+                topology.api_url,
+                plan.shot,
+                rate=rate,
+                duration_s=duration_s,
+                connections=generator_connections(rate),
+                timeout_s=15,
+            )
         )
 
     background.thread = threading.Thread(target=run, name="load", daemon=True)

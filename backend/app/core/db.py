@@ -173,7 +173,11 @@ async def call(sql: str, *args: object) -> list[asyncpg.Record]:
             async with asyncio.timeout(deadline):  # one budget for connecting, waiting and answering
                 pool = await call_pool()
                 async with pool.acquire() as conn:
-                    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                    try:
+                        rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                    except asyncio.CancelledError:
+                        abandon(conn)
+                        raise
         return rows
     except asyncpg.InterfaceError as exc:
         if "closed" not in str(exc):
@@ -181,6 +185,19 @@ async def call(sql: str, *args: object) -> list[asyncpg.Record]:
         raise ConnectionError(f"database connection lost ({type(exc).__name__})") from exc
     except asyncpg.InternalClientError as exc:
         raise ConnectionError(f"database connection lost mid-statement ({type(exc).__name__})") from exc
+
+
+def abandon(conn: asyncpg.Connection) -> None:
+    """Close a connection whose statement was cut off, without waiting for anything.
+
+    A statement cut off at the deadline makes asyncpg send PostgreSQL a cancel request on a new
+    connection, and releasing the connection to the pool waits for that request, for up to
+    command_timeout more. Across a partition the request cannot connect, so the caller would answer
+    after twice its deadline (backend/tests/integration/test_database_deadline.py shows both).
+    Closing the connection instead returns at once and drops the cancel request with it; the server
+    ends that backend once its peer is found gone (a failed write, or TCP keepalive).
+    """
+    conn.terminate()
 
 
 async def close_call_pools() -> None:

@@ -8,6 +8,7 @@ unauthenticated one writes nothing, so no caller can fill another tenant's table
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -77,6 +78,13 @@ async def ingest(request: WebhookRequest, settings: Settings) -> IngestOutcome:
     if tenant_id is None:
         return IngestOutcome(401, "missing_tenant", f"{TENANT_HEADER} header must be a tenant UUID")
 
+    # The request's database calls share one deadline, as each call has: the sender hears back
+    # within DB_CALL_TIMEOUT_S whichever call the database stops answering in.
+    async with asyncio.timeout(settings.db_call_timeout_s):
+        return await _authenticate_and_persist(tenant_id, request, settings)
+
+
+async def _authenticate_and_persist(tenant_id: uuid.UUID, request: WebhookRequest, settings: Settings) -> IngestOutcome:
     token = TenantContext(tenant_id, WEBHOOK_USER).token()
     opened = [open_or_none(row[0], tenant_id, PURPOSE_WEBHOOK_SECRET) for row in await call(SECRETS_CALL, token)]
     secrets = [secret for secret in opened if secret is not None]
