@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from scripts.ci.ab_compare import summarize
+from pathlib import Path
+
+import pytest
+
+from scripts.ci.ab_compare import measure_llm, summarize
 
 
 def rounds(p50: list[float], p99: list[float]) -> list[dict[str, float]]:
@@ -19,3 +23,12 @@ def test_control_a_slower_new_side_fails() -> None:
     result = summarize({"old": rounds([4, 5, 6], [20, 25, 30]), "new": rounds([5, 6, 7], [20, 25, 30])}, 0.10)
     assert result["ratio_new_to_old"]["p50_ms"] == 1.2
     assert not result["within_tolerance"]
+
+
+def test_a_context_state_is_refused_for_a_side_whose_bench_cannot_switch(tmp_path: Path) -> None:
+    """An old commit's bench has no --context: asking for one must fail, not measure the signed state."""
+    bench = tmp_path / "scripts" / "bench" / "llm_boundary_bench.py"
+    bench.parent.mkdir(parents=True)
+    bench.write_text('parser.add_argument("--realistic-rounds")\n')
+    with pytest.raises(ValueError, match="no --context option"):
+        measure_llm(tmp_path, "side", "unsigned")

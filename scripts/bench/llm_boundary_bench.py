@@ -38,17 +38,21 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
+from app.core.settings import to_sync_url
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary
 from app.tenants.service import create_tenant
+from scripts.bench.context_cost import state_switcher
 from scripts.bench.llm_calls import boundary_caller, direct_call, direct_caller, mock_boundary
 from scripts.bench.peers import Caller, measure, run_identity, summarize
 from scripts.bench.topology_bench import percentile, verdict
@@ -132,6 +136,22 @@ def measure_round(
     return measured
 
 
+@contextmanager
+def context_state(topo: Topology, state: str) -> Iterator[None]:
+    """The database in ``state`` for the block (scripts.bench.context_cost's two states), signed after."""
+    if state == "signed":
+        yield
+        return
+    superuser = create_engine(to_sync_url(topo.superuser_url()), isolation_level="AUTOCOMMIT")
+    switch = state_switcher(superuser)
+    try:
+        switch(state)
+        yield
+    finally:
+        switch("signed")
+        superuser.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -145,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=4,
         help="rounds of the realistic condition (even: the order alternates; 0 skips it)",
+    )
+    parser.add_argument(
+        "--context",
+        choices=("signed", "unsigned"),
+        default="signed",
+        help="signed: the database as migrated (the default, judged). unsigned: the isolated condition with the "
+        "signed tenant context switched back to the plain settings it replaced (scripts.bench.context_cost), so an "
+        "A/B against a commit before it measures everything else (scripts/ci/ab_compare.py --new-context unsigned)",
     )
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "artifacts" / "bench" / "llm_boundary.json")
     args = parser.parse_args(argv)
@@ -164,9 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             # them (ab_compare compares the two); then the services come back for the realistic one.
             for service in ("api", "worker"):
                 topo.stop_service(service)
-            for n in range(args.warmup):
-                gate.call(tenant.context, "route", f"bench-warmup-{n}", f"warm-up question {n}")
-            rounds = [measure_round(gate, mock, tenant.context, model, r, args.calls) for r in range(args.rounds)]
+            with context_state(topo, args.context):
+                for n in range(args.warmup):
+                    gate.call(tenant.context, "route", f"bench-warmup-{n}", f"warm-up question {n}")
+                rounds = [measure_round(gate, mock, tenant.context, model, r, args.calls) for r in range(args.rounds)]
             with tenant_transaction_sync(tenant.context, gate.engine) as conn:
                 provider_ms = {
                     str(r.id): float(r.latency_ms)
@@ -201,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         "realistic": real,
         "realistic_overhead_p50_ms": real["overhead"].get("boundary", {}).get("p50_ms"),
         "realistic_overhead_p99_ms": real["overhead"].get("boundary", {}).get("p99_ms"),
+        "context": args.context,
         "calls": args.calls,
         "rounds": args.rounds,
         "warmup_calls": args.warmup,

@@ -1,7 +1,8 @@
 """Before/after for a change: two commits measured in one run, alternating, on the same machine.
 
     python -m scripts.ci.ab_compare --old REF [--new REF] [--rounds 3] [--measure ingest --measure llm]
-                                    [--rate 300] [--duration 20] [--work-dir DIR] [--output FILE]
+                                    [--rate 300] [--duration 20] [--new-context unsigned]
+                                    [--work-dir DIR] [--output FILE]
 
 Each commit is cloned fresh and set up (`make setup`). Each round measures both sides, the order
 alternating between rounds. Measures:
@@ -14,6 +15,9 @@ alternating between rounds. Measures:
   the boundary's overhead over a direct call to the same mock provider, p50 and p99 (the isolated
   condition, which both commits measure; a side that also has the realistic condition is run with
   `--realistic-rounds 0`, so no side's isolated figures come after thousands of other calls).
+  `--new-context unsigned` measures the new side with the signed tenant context switched back to
+  the plain settings it replaced (scripts.bench.context_cost's two states): against a commit from
+  before it, what changed besides the signed context.
 
 Reported per side and measure: every round, the medians, and the ratio new/old of the medians. The
 verdict: every compared median of the new side within --tolerance (default 10%) of the old. This
@@ -89,17 +93,23 @@ def measure_ingest(side_dir: Path, name: str, rate: float, duration: float) -> d
     return {key: result.get(key) for key in keys}
 
 
-def measure_llm(side_dir: Path, name: str) -> dict[str, Any]:
+def measure_llm(side_dir: Path, name: str, context: str | None = None) -> dict[str, Any]:
+    """One run of the side's LLM boundary bench, isolated condition; ``context`` picks the database's
+    tenant-context state on a side whose bench has ``--context`` (None: the side's default)."""
     output = side_dir / "artifacts" / f"{name}.json"
     python, base = side_python(side_dir)
-    bench = side_dir / "scripts" / "bench" / "llm_boundary_bench.py"
+    bench = (side_dir / "scripts" / "bench" / "llm_boundary_bench.py").read_text()
     # Only the isolated condition is compared; a side that also measures the realistic one skips it,
     # so both sides run the same procedure on equally fresh tables.
-    skip = ["--realistic-rounds", "0"] if "--realistic-rounds" in bench.read_text() else []
-    argv = [python, "-m", "scripts.bench.llm_boundary_bench", *skip, "--output", str(output)]
+    skip = ["--realistic-rounds", "0"] if "--realistic-rounds" in bench else []
+    if context is not None and '"--context"' not in bench:
+        raise ValueError(f"{side_dir.name}'s llm_boundary_bench has no --context option")
+    state = ["--context", context] if context is not None else []
+    argv = [python, "-m", "scripts.bench.llm_boundary_bench", *skip, *state, "--output", str(output)]
     run(argv, side_dir, base, ok=(0, 1, 3))
     result = json.loads(output.read_text())
-    return {key: result.get(key) for key in ("overhead_p50_ms", "overhead_p99_ms", "cache_hit_p99_ms")}
+    keys = ("overhead_p50_ms", "overhead_p99_ms", "cache_hit_p99_ms", "context")
+    return {key: result.get(key) for key in keys}
 
 
 COMPARED = {"ingest": ("p50_ms", "p99_ms"), "llm": ("overhead_p50_ms", "overhead_p99_ms")}
@@ -131,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=300.0, help="webhooks per second, valid events and storms")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per measurement")
     parser.add_argument("--tolerance", type=float, default=0.10)
+    parser.add_argument(
+        "--new-context",
+        choices=("signed", "unsigned"),
+        help="llm: the new side's tenant-context state (its bench's --context); unsigned leaves out the signed "
+        "context's price, so the A/B shows what else changed since --old",
+    )
     parser.add_argument("--work-dir", type=Path, help="clones go here (default: a new temporary directory)")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "artifacts" / "bench" / "ab_compare.json")
     args = parser.parse_args(argv)
@@ -151,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 if measure == "ingest":
                     record = measure_ingest(dirs[side], name, args.rate, args.duration)
                 else:
-                    record = measure_llm(dirs[side], name)
+                    record = measure_llm(dirs[side], name, args.new_context if side == "new" else None)
                 record.update(round=index, seconds=round(time.monotonic() - started, 1))
                 rounds[measure][side].append(record)
                 print(f"round {index} {measure} {side}: {record}", flush=True)
@@ -164,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         "conditions": {
             "ingest": f"each side's scripts/r3/ingestion_under_fire.py (the same open-loop generator), profile "
             f"sanity, {args.rate:g} rps x {args.duration:g} s, storms included, against its own topology",
-            "llm": "each side's scripts/bench/llm_boundary_bench.py, isolated condition",
+            "llm": "each side's scripts/bench/llm_boundary_bench.py, isolated condition"
+            + (f"; the new side with --context {args.new_context}" if args.new_context else ""),
         },
         "rounds": rounds,
         "results": verdicts,

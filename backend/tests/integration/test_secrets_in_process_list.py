@@ -79,6 +79,9 @@ def command_lines_while(argvs: list[list[str]], env: dict[str, str]) -> list[str
     return sorted(seen)
 
 
+SCAN_ATTEMPTS = 3
+
+
 @pytest.mark.parametrize("dsn_argument", ["-", "OPS_DATABASE_URL"])
 def test_no_secret_on_a_command_line_while_the_dashboards_run(
     topology: Topology, tmp_path: Path, dsn_argument: str
@@ -88,13 +91,17 @@ def test_no_secret_on_a_command_line_while_the_dashboards_run(
     env = {**os.environ, **topology.operator_env, "PYTHON": sys.executable}
     probe = tmp_path / "runtime_db_probe.json"
     dsn = "-" if dsn_argument == "-" else env[dsn_argument]
-    lines = command_lines_while(
-        [
-            [sys.executable, "scripts/identity/assert_runtime_identity.py", "--output", str(probe)],
-            ["scripts/ci/run_b07_p4_operational_queries.sh", dsn, str(probe), str(tmp_path / "sql")],
-        ],
-        env,
-    )
+    argvs = [
+        [sys.executable, "scripts/identity/assert_runtime_identity.py", "--output", str(probe)],
+        ["scripts/ci/run_b07_p4_operational_queries.sh", dsn, str(probe), str(tmp_path / "sql")],
+    ]
+    # The scan samples: on a busy machine the step can start and end between two samples. Every line
+    # seen in any attempt is judged; the attempts only stop once the scan has seen the step at all.
+    lines: list[str] = []
+    for _attempt in range(SCAN_ATTEMPTS):
+        lines += command_lines_while(argvs, env)
+        if any("run_b07_p4_operational_queries" in line for line in lines):
+            break
     assert any("run_b07_p4_operational_queries" in line for line in lines), "the scan saw the step run"
     found = leaks(lines, [s for s in topology.secrets() if len(s) >= 8])
     if dsn_argument == "-":
