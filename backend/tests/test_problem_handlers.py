@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 from types import SimpleNamespace
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -110,3 +111,21 @@ def test_an_intake_call_that_cannot_connect_raises_connection_error(monkeypatch:
     with pytest.raises(ConnectionError) as raised:
         asyncio.run(db.call("SELECT 1"))
     assert isinstance(raised.value.__cause__, FileNotFoundError)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (asyncpg.TooManyConnectionsError, 503),  # 53300: the server out of connections
+        (asyncpg.DiskFullError, 503),  # 53100
+        (asyncpg.QueryCanceledError, 503),  # 57014: a statement stopped by statement_timeout
+        (asyncpg.AdminShutdownError, 503),  # 57P01
+        (asyncpg.InvalidTextRepresentationError, 422),  # 22P02: the caller's data
+        (asyncpg.UniqueViolationError, 500),  # 23505: a bug of ours, not an outage to retry
+    ],
+    ids=lambda value: getattr(value, "sqlstate", str(value)),
+)
+def test_a_database_answer_is_classed_by_its_sqlstate(error: type[asyncpg.PostgresError], status: int) -> None:
+    response = answer_to(error("from the server"))
+    assert response.status_code == status
+    assert ("retry-after" in response.headers) == (status == 503)

@@ -25,6 +25,7 @@ reasoning and the measurements' commands.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -135,6 +136,19 @@ async def _nothing_to_reset(_: asyncpg.Connection) -> None:
     transaction is still rolled back by the pool itself."""
 
 
+def call_server_settings(deadline_s: float) -> dict[str, str]:
+    """Session settings of every call connection, so that a statement the api gave up on (``abandon``)
+    does not run on, or hold a backend, for long: it stops a second after the api's deadline (and
+    rolls back), and a backend whose client has gone quiet is ended within about a minute (TCP
+    keepalive: 30 s idle, then 3 probes 10 s apart), not the operating system's two hours."""
+    return {
+        "statement_timeout": str(round((deadline_s + 1) * 1000)),
+        "tcp_keepalives_idle": "30",
+        "tcp_keepalives_interval": "10",
+        "tcp_keepalives_count": "3",
+    }
+
+
 async def call_pool() -> asyncpg.Pool:
     """This event loop's asyncpg pool on the runtime DSN (asyncpg connections belong to one loop)."""
     loop = asyncio.get_running_loop()
@@ -151,6 +165,7 @@ async def call_pool() -> asyncpg.Pool:
             reset=_nothing_to_reset,
             timeout=settings.db_call_timeout_s,  # connecting
             command_timeout=settings.db_call_timeout_s,
+            server_settings=call_server_settings(settings.db_call_timeout_s),
         )
         pool = _call_pools.setdefault(loop, created)
         if pool is not created:  # another request made one meanwhile
@@ -175,7 +190,7 @@ async def call(sql: str, *args: object) -> list[asyncpg.Record]:
                 async with pool.acquire() as conn:
                     try:
                         rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-                    except asyncio.CancelledError:
+                    except (asyncio.CancelledError, TimeoutError):  # our deadline, or asyncpg's own
                         abandon(conn)
                         raise
         return rows
@@ -194,10 +209,12 @@ def abandon(conn: asyncpg.Connection) -> None:
     connection, and releasing the connection to the pool waits for that request, for up to
     command_timeout more. Across a partition the request cannot connect, so the caller would answer
     after twice its deadline (backend/tests/integration/test_database_deadline.py shows both).
-    Closing the connection instead returns at once and drops the cancel request with it; the server
-    ends that backend once its peer is found gone (a failed write, or TCP keepalive).
+    Closing the connection instead returns at once and drops the cancel request with it. The server
+    side is bounded by the settings every call connection carries (CALL_SERVER_SETTINGS): the
+    statement stops at its own timeout, and TCP keepalive ends a backend whose client has gone.
     """
-    conn.terminate()
+    with contextlib.suppress(asyncpg.InterfaceError):  # already handed back to the pool (a pool closing)
+        conn.terminate()
 
 
 async def close_call_pools() -> None:

@@ -49,7 +49,9 @@ def problem_response(
 # date conversion that overflows raises one), never an outage to retry; app.core.db turns whatever
 # a failed connect raises (a unix socket whose file is gone: FileNotFoundError) into ConnectionError.
 UNREACHABLE: tuple[type[OSError], ...] = (ConnectionError, TimeoutError, socket.gaierror)
-UNAVAILABLE_SQLSTATES = ("08", "57P")  # connection exceptions; shutdown, restart, cannot connect now
+# connection exceptions; the server out of connections, memory or disk (53); shutdown, restart,
+# cannot connect now, a statement stopped by its timeout (57)
+UNAVAILABLE_SQLSTATES = ("08", "53", "57")
 RETRY_AFTER_S = "1"
 
 
@@ -58,7 +60,7 @@ def database_unavailable(request: Request, cause: str) -> JSONResponse:
     response = problem_response(
         503,
         "Service Unavailable",
-        "the database is unavailable; nothing was stored, retry shortly",
+        "the database is unavailable; retry shortly (a retried webhook that was stored after all is a duplicate)",
         "database_unavailable",
         instance=request.url.path,
     )
@@ -68,7 +70,8 @@ def database_unavailable(request: Request, cause: str) -> JSONResponse:
 
 def _database_error(request: Request, exc: Exception, sqlstate: str, cause: str) -> JSONResponse:
     """Input PostgreSQL cannot store (SQLSTATE class 22, data exception) is the caller's error;
-    a lost or refused connection (class 08, 57P: shutdown, restart) is a 503 worth retrying."""
+    a lost or refused connection, a server out of resources or a statement cancelled by its
+    timeout (classes 08, 53, 57) is a 503 worth retrying."""
     if sqlstate.startswith(UNAVAILABLE_SQLSTATES):
         return database_unavailable(request, cause)
     if sqlstate.startswith("22"):

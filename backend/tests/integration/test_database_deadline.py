@@ -6,11 +6,11 @@ a statement that sleeps past the deadline is the same wait, here."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -115,14 +115,22 @@ def through_a_cable(topology: Topology, monkeypatch: pytest.MonkeyPatch) -> Iter
 CABLE_DEADLINE_S = 1.0
 
 
+@dataclass
+class CutRun:
+    elapsed_s: float  # from the cut to the statement's end
+    raised: BaseException | None  # what the statement raised
+    answers_after_heal: bool  # a call made once the cable is whole again succeeded
+    pool_size_after_heal: int
+
+
 async def cut_mid_statement(
     cable: CutCable,
     monkeypatch: pytest.MonkeyPatch,
     statement: Callable[[], Awaitable[object]],
     cut: Callable[[CutCable], None] = lambda cable: setattr(cable, "is_cut", True),
-) -> float:
-    """Seconds ``statement`` takes once ``cut`` (at once, by default) has degraded the cable, on a
-    pooled connection made before."""
+) -> CutRun:
+    """``statement`` once ``cut`` (at once, by default) has degraded the cable, on a pooled connection
+    made before; then the cable is made whole and the pool must serve again."""
     port = await cable.start()
     url = make_url(get_settings().database_url).set(host="127.0.0.1", port=port, query={})
     monkeypatch.setenv("DATABASE_URL", url.render_as_string(hide_password=False))
@@ -131,9 +139,15 @@ async def cut_mid_statement(
         await db.call("SELECT 1")  # the pool holds a live connection through the cable
         cut(cable)
         started = time.monotonic()
-        with contextlib.suppress(TimeoutError, ConnectionError):
+        raised: BaseException | None = None
+        try:
             await statement()
-        return time.monotonic() - started
+        except (TimeoutError, ConnectionError) as exc:
+            raised = exc
+        elapsed = time.monotonic() - started
+        cable.is_cut = False
+        healed = [tuple(row) for row in await db.call("SELECT 1")] == [(1,)]
+        return CutRun(elapsed, raised, healed, (await db.call_pool()).get_size())
     finally:
         cable.close()
         for pool in db._call_pools.values():
@@ -146,9 +160,12 @@ def test_a_cut_connection_answers_within_the_deadline(
     through_a_cable: CutCable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The partition case (nox -s faults, partition_api_postgres) without namespaces: db.call gives
-    up at its deadline, not after asyncpg's cancel request has also timed out."""
-    elapsed = asyncio.run(cut_mid_statement(through_a_cable, monkeypatch, lambda: db.call("SELECT 1")))
-    assert elapsed < CABLE_DEADLINE_S * 1.4
+    up at its deadline, not after asyncpg's cancel request has also timed out; the abandoned
+    connection's slot serves again once the link is back."""
+    run = asyncio.run(cut_mid_statement(through_a_cable, monkeypatch, lambda: db.call("SELECT 1")))
+    assert isinstance(run.raised, TimeoutError | ConnectionError)
+    assert run.elapsed_s < CABLE_DEADLINE_S * 1.4
+    assert run.answers_after_heal and run.pool_size_after_heal <= get_settings().db_pool_size
 
 
 @pytest.mark.timing
@@ -165,25 +182,26 @@ def test_control_releasing_a_cut_connection_waits_for_the_cancel_request(
             async with pool.acquire() as conn:
                 await conn.fetch("SELECT 1")
 
-    elapsed = asyncio.run(cut_mid_statement(through_a_cable, monkeypatch, released_the_default_way))
-    assert elapsed > CABLE_DEADLINE_S * 1.8
+    run = asyncio.run(cut_mid_statement(through_a_cable, monkeypatch, released_the_default_way))
+    assert isinstance(run.raised, TimeoutError | ConnectionError)
+    assert run.elapsed_s > CABLE_DEADLINE_S * 1.8
 
 
-def late_then_cut(cable: CutCable) -> Callable[..., Awaitable[list[Any]]]:
+class LateThenCut:
     """db.call as seen across a link that is slow and then cut: the first call answers late (a
     while after it was made, inside its deadline), and the cable is cut as it answers."""
-    calls = 0
 
-    async def call(sql: str, *args: object) -> list[Any]:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+    def __init__(self, cable: CutCable) -> None:
+        self.cable = cable
+        self.calls = 0
+
+    async def __call__(self, sql: str, *args: object) -> list[Any]:
+        self.calls += 1
+        if self.calls == 1:
             await asyncio.sleep(CABLE_DEADLINE_S * 0.7)
         rows = await db.call(sql, *args)
-        cable.is_cut = True
+        self.cable.is_cut = True
         return rows
-
-    return call
 
 
 @pytest.mark.timing
@@ -192,13 +210,16 @@ def test_a_webhook_answers_within_one_deadline_across_its_calls(
 ) -> None:
     """The intake makes two calls (the tenant's secrets, then the event). A link that is slow and
     then cut gives each call most of a deadline; the sender still hears within one."""
-    monkeypatch.setattr(intake, "call", late_then_cut(through_a_cable))
+    call = LateThenCut(through_a_cable)
+    monkeypatch.setattr(intake, "call", call)
     body = json.dumps({"event_id": f"evt-{uuid.uuid4().hex[:10]}", "customer_id": "c", "channel": "search"}).encode()
     request = intake.WebhookRequest("touchpoints", signed_headers(two_tenants.a, body), body)
-    elapsed = asyncio.run(
+    run = asyncio.run(
         cut_mid_statement(through_a_cable, monkeypatch, lambda: intake.ingest(request, get_settings()), no_cut)
     )
-    assert elapsed < CABLE_DEADLINE_S * 1.4
+    assert call.calls == 2, "the secrets were read and the event's call was made"
+    assert isinstance(run.raised, TimeoutError | ConnectionError)
+    assert run.elapsed_s < CABLE_DEADLINE_S * 1.4
 
 
 @pytest.mark.timing
@@ -207,15 +228,31 @@ def test_control_two_calls_across_that_link_take_their_two_deadlines(
 ) -> None:
     """Control: the same link under two calls that share no deadline takes about 1.7 deadlines, so
     the test above measures the intake's shared deadline and would catch its loss."""
-    call = late_then_cut(through_a_cable)
+    call = LateThenCut(through_a_cable)
 
     async def two_calls() -> None:
         await call("SELECT 1")
         await call("SELECT 1")
 
-    elapsed = asyncio.run(cut_mid_statement(through_a_cable, monkeypatch, two_calls, no_cut))
-    assert elapsed > CABLE_DEADLINE_S * 1.5
+    run = asyncio.run(cut_mid_statement(through_a_cable, monkeypatch, two_calls, no_cut))
+    assert call.calls == 2 and isinstance(run.raised, TimeoutError | ConnectionError)
+    assert run.elapsed_s > CABLE_DEADLINE_S * 1.5
 
 
 def no_cut(_cable: CutCable) -> None:
-    """The link is cut by the calls themselves (late_then_cut)."""
+    """The link is cut by the calls themselves (LateThenCut)."""
+
+
+@pytest.mark.usefixtures("short_deadline")
+def test_the_server_stops_a_call_statement_a_second_after_the_api_gave_up() -> None:
+    """A statement the api abandoned at its deadline does not run on: every call connection carries
+    a statement_timeout of the deadline plus a second (0.5 s here)."""
+
+    async def setting() -> str:
+        try:
+            [row] = await db.call("SELECT current_setting('statement_timeout')")
+            return str(row[0])
+        finally:
+            await db.close_call_pools()
+
+    assert asyncio.run(setting()) == "1500ms"
