@@ -9,12 +9,18 @@ import json
 import os
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
+from sqlalchemy import Engine
 
-from scripts.faults import broker
+from app.tenants.service import ProvisionedTenant
+from app.webhooks.signatures import new_webhook_secret
+from scripts.faults import broker, scenarios
 from scripts.faults.clients import P99_LIMIT_MS, slowloris_problems
 from scripts.faults.disk import disk_problems
 from scripts.faults.network import HEAL_LIMIT_S, REQUEST_LIMIT_S, cut_window, partition, partition_problems
@@ -79,9 +85,26 @@ def test_the_cut_window_charges_the_api_from_when_the_request_was_sent() -> None
     assert "took 6.0 s" in partition_problems("api", window, [{"status": 503, "retry_after": "1"}], 0.5)[0]
 
 
-def test_the_load_never_queues_in_its_own_pool_while_the_api_holds_requests_to_the_bound() -> None:
+def test_the_load_never_queues_in_its_own_pool_while_the_api_holds_requests_to_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fault load's generator gets a pool of generator_connections(rate), not fire()'s default of
+    256, which at 150 rps would queue requests while the api holds each for its deadline."""
     for rate in (30.0, 50.0, 150.0, 400.0):
         assert generator_connections(rate) >= rate * REQUEST_LIMIT_S
+    given: dict[str, object] = {}
+
+    async def recording_fire(*_args: object, **options: object) -> RunRecord:
+        given.update(options)
+        return RunRecord(150.0, 1.0, [], 1.0, 1.0, 0.0)
+
+    tenant = ProvisionedTenant(uuid.uuid4(), "load", "key", new_webhook_secret())
+    monkeypatch.setattr(scenarios, "fire", recording_fire)
+    monkeypatch.setattr(scenarios.database, "provision_tenants", lambda *_args: [tenant])
+    topology = cast(Topology, SimpleNamespace(api_url="http://127.0.0.1:9"))
+    scenarios.start_load(topology, cast(Engine, None), 150.0, 1.0).join()
+    assert given["connections"] == generator_connections(150.0)
+    assert cast(int, given["connections"]) >= 150.0 * REQUEST_LIMIT_S  # the control: 256 would fail here
 
 
 def test_slowloris_fails_a_slow_p99_and_a_flood_that_never_held() -> None:

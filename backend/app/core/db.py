@@ -25,10 +25,9 @@ reasoning and the measurements' commands.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from functools import lru_cache
 from typing import Any
 
@@ -210,10 +209,10 @@ def abandon(conn: asyncpg.Connection) -> None:
     command_timeout more. Across a partition the request cannot connect, so the caller would answer
     after twice its deadline (backend/tests/integration/test_database_deadline.py shows both).
     Closing the connection instead returns at once and drops the cancel request with it. The server
-    side is bounded by the settings every call connection carries (CALL_SERVER_SETTINGS): the
+    side is bounded by the settings every call connection carries (call_server_settings): the
     statement stops at its own timeout, and TCP keepalive ends a backend whose client has gone.
     """
-    with contextlib.suppress(asyncpg.InterfaceError):  # already handed back to the pool (a pool closing)
+    with suppress(asyncpg.InterfaceError):  # already handed back to the pool (a pool closing)
         conn.terminate()
 
 
