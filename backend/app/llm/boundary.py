@@ -11,9 +11,11 @@ processes agree. The raw prompt is never stored: only its sha256.
 Python decides what needs configuration or the prompt (the tier, the model, prices, the cache key's
 base) and talks to the provider; the state changes of steps 2-7 and of step 9 run in the database
 as ``llm_route_admit`` (the budget share picks the router's band, then ``llm_admit``) and
-``llm_settle`` / ``llm_fail`` (migrations 0009, 0011 and 0014), one transaction each. A provider
-call costs two round trips to PostgreSQL (route, admit and commit; settle and commit), where one
-statement per step cost about eleven.
+``llm_settle`` / ``llm_fail`` (backend/sql/functions), one transaction each. A provider call costs
+two round trips to PostgreSQL (route, admit and commit; settle and commit), where one statement per
+step cost about eleven. Those functions are app_system's SECURITY DEFINER ones: each verifies the
+signed tenant context once and names its tenant and user in every statement, where row-level
+security verified it again in every policy of every statement (migration 0026).
 """
 
 from __future__ import annotations

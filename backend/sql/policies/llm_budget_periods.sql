@@ -3,6 +3,7 @@
 CREATE POLICY tenant_isolation ON llm_budget_periods
 USING ((tenant_id, user_id) = (SELECT c.tenant_id, c.user_id FROM app_current_context() c))
 WITH CHECK ((tenant_id, user_id) = (SELECT c.tenant_id, c.user_id FROM app_current_context() c));
--- app_system reads across tenants, for the SECURITY DEFINER functions it owns (metrics); the runtime
--- reaches it only through them.
-CREATE POLICY system_role ON llm_budget_periods FOR SELECT TO app_system USING (true);
+-- app_system reads across tenants for the SECURITY DEFINER functions it owns (metrics), and writes for
+-- the LLM boundary's, which verify the context once and name its tenant and user in every statement;
+-- the runtime reaches it only through them.
+CREATE POLICY system_role ON llm_budget_periods TO app_system USING (true) WITH CHECK (true);

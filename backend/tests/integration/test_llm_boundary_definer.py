@@ -1,0 +1,197 @@
+"""The LLM boundary's functions run as app_system (SECURITY DEFINER, migration 0026), past row-level
+security, so each must refuse a caller without a valid context and keep to the tenant and user its
+context names. Tried as app_user: every forged context, and another tenant's or another user's call
+id handed to the functions that settle, fail, finish and release a call. Controls: the same calls as
+the call's own user do change it, and a copy of ``llm_finish`` without its tenant filter is caught.
+A period the boundary creates still gets the operators' limit (the guard counts app_system as the
+runtime); its control puts back the guard that counted app_rw members only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import ProgrammingError
+
+from app.core.db import tenant_transaction_sync
+from app.core.tenancy import CONTEXT_GUC, TenantContext
+from app.tenants.service import create_tenant
+from scripts.harness import REPO_ROOT
+from scripts.topology import Topology
+
+from ..conftest import TwoTenants
+from .conftest import superuser_dsn
+from .test_runtime_role_attacks import FORGERIES
+
+FUNCTIONS = REPO_ROOT / "backend" / "sql" / "functions"
+MONTH_PERIOD = text(
+    "INSERT INTO llm_budget_periods (tenant_id, user_id, period_start, limit_cents) "
+    "VALUES (:t, :u, date_trunc('month', now())::date, 0) ON CONFLICT DO NOTHING"
+)
+ADMIT = text(
+    "SELECT call_id, verdict FROM llm_admit(:request, 'route', 1, 'cheap', 'mock', 'mock-definer', 'sha', "
+    "'base', 2, 1e9, false, 30)"
+)
+ROUTE_ADMIT = text(
+    "SELECT verdict FROM llm_route_admit(:request, 'route', 1, :monthly_limit, '{0.5,0.8}', "
+    "'{standard,standard,economy}', '{mock-definer,mock-definer,mock-definer}', '{kb,kb,kb}', '{1,1,1}', 'mock', "
+    "'sha', 1e9, false, 30)"
+)
+# What another tenant's or user's session tries on a call that is not its own.
+REACHES = {
+    "settle": "SELECT llm_settle(:call, 5, 1e9, 'mock', 'mock-definer', false, '{}', '{}', :key, '{\"text\": \"x\"}', "
+    "1, 1, 1)",
+    "fail": "SELECT llm_fail(:call, 'mock', 'mock-definer', 'error', 1000)",
+    "finish": "SELECT llm_finish(:call, 'blocked', 'attack', NULL, false, false, NULL)",
+    "release": "SELECT llm_release(:call, 2)",
+}
+CALL_STATE = (
+    "SELECT c.status, r.status AS reservation, b.reserved_cents, b.spent_cents, "
+    "(SELECT count(*) FROM llm_distillation_records d WHERE d.call_id = c.id) AS distilled "
+    "FROM llm_api_calls c JOIN llm_budget_reservations r ON r.call_id = c.id "
+    "JOIN llm_budget_periods b ON (b.tenant_id, b.user_id, b.period_start) = (r.tenant_id, r.user_id, r.period_start) "
+    "WHERE c.id = %(call)s"
+)
+UNTOUCHED = ("pending", "held", 2, 0, 0)
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    owner: TenantContext
+    call_id: uuid.UUID
+
+
+@pytest.fixture
+def pending_call(runtime_engine: Engine, admin_engine: Engine) -> PendingCall:
+    """A fresh tenant's admitted call: pending, its estimate of 2 held against the month's period.
+    A new period gets the operators' limit, which may be anything, so the operator gives this one room."""
+    with runtime_engine.begin() as conn:
+        tenant = create_tenant(conn, f"definer-{uuid.uuid4().hex[:6]}")
+    params = {"t": tenant.tenant_id, "u": tenant.user_id}
+    with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
+        conn.execute(MONTH_PERIOD, params)
+    with admin_engine.begin() as conn:
+        conn.execute(text("UPDATE llm_budget_periods SET limit_cents = 1000 WHERE tenant_id = :t"), params)
+    with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
+        admitted = conn.execute(ADMIT, {"request": f"definer-{uuid.uuid4().hex}"}).one()
+    assert admitted.verdict == "admitted"
+    return PendingCall(tenant.context, admitted.call_id)
+
+
+def state(topology: Topology, call: PendingCall) -> tuple[Any, ...]:
+    """The call as it is, read by the bootstrap superuser (past row-level security)."""
+    with psycopg.connect(superuser_dsn(topology)) as conn:
+        row = conn.execute(CALL_STATE, {"call": call.call_id}).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def attackers(call: PendingCall, two_tenants: TwoTenants) -> dict[str, TenantContext]:
+    return {
+        "another-tenant": two_tenants.b.context,
+        "same-tenant-another-user": TenantContext(call.owner.tenant_id, "someone-else"),
+    }
+
+
+@pytest.mark.parametrize("attacker", ["another-tenant", "same-tenant-another-user"])
+@pytest.mark.parametrize("reach", list(REACHES))
+def test_a_call_of_another_tenant_or_user_is_out_of_reach(
+    runtime_engine: Engine,
+    topology: Topology,
+    two_tenants: TwoTenants,
+    pending_call: PendingCall,
+    attacker: str,
+    reach: str,
+) -> None:
+    with tenant_transaction_sync(attackers(pending_call, two_tenants)[attacker], runtime_engine) as conn:
+        conn.execute(text(REACHES[reach]), {"call": pending_call.call_id, "key": f"k-{uuid.uuid4().hex}"})
+    assert state(topology, pending_call) == UNTOUCHED
+
+
+@pytest.mark.parametrize("reach", list(REACHES))
+def test_control_the_calls_own_user_reaches_it(
+    runtime_engine: Engine, topology: Topology, pending_call: PendingCall, reach: str
+) -> None:
+    """The same statement from the call's own context does change it: the refusal above is the scope."""
+    with tenant_transaction_sync(pending_call.owner, runtime_engine) as conn:
+        conn.execute(text(REACHES[reach]), {"call": pending_call.call_id, "key": f"k-{uuid.uuid4().hex}"})
+    assert state(topology, pending_call) != UNTOUCHED
+
+
+@contextmanager
+def replaced(owner_engine: Engine, function: str, old: str, new: str) -> Iterator[None]:
+    """``function`` installed with ``old`` replaced by ``new`` for the block, then its file's text again."""
+    current = (FUNCTIONS / f"{function}.sql").read_text(encoding="utf-8")
+    assert old in current, f"{function}.sql no longer holds {old!r}"
+    with owner_engine.begin() as conn:
+        conn.execute(text(current.replace(old, new)))
+    try:
+        yield
+    finally:
+        with owner_engine.begin() as conn:
+            conn.execute(text(current))
+
+
+def test_control_a_finish_without_its_tenant_filter_is_caught(
+    runtime_engine: Engine,
+    owner_engine: Engine,
+    topology: Topology,
+    two_tenants: TwoTenants,
+    pending_call: PendingCall,
+) -> None:
+    unfiltered = replaced(owner_engine, "llm_finish", "AND tenant_id = v_tenant AND user_id = v_user ", "")
+    with unfiltered, tenant_transaction_sync(two_tenants.b.context, runtime_engine) as conn:
+        conn.execute(text(REACHES["finish"]), {"call": pending_call.call_id})
+    assert state(topology, pending_call)[0] == "blocked"  # the check above would have failed
+
+
+@pytest.mark.parametrize("forgery", [*FORGERIES, "none"])
+@pytest.mark.parametrize("reach", ["route_admit", "admit", *REACHES])
+def test_no_valid_context_no_boundary_call(
+    runtime_engine: Engine, two_tenants: TwoTenants, forgery: str, reach: str
+) -> None:
+    token = "" if forgery == "none" else FORGERIES[forgery](two_tenants)
+    statement = {"route_admit": ROUTE_ADMIT, "admit": ADMIT}.get(reach, text(REACHES.get(reach, "")))
+    params = {"request": f"forged-{uuid.uuid4().hex}", "monthly_limit": 1, "call": uuid.uuid4(), "key": "k"}
+    with runtime_engine.connect() as conn, pytest.raises(ProgrammingError, match="no valid tenant context"):
+        conn.execute(text(f"SELECT set_config('{CONTEXT_GUC}', :token, true)"), {"token": token})
+        conn.execute(statement, params)
+
+
+def test_a_period_the_boundary_creates_gets_the_operators_limit(runtime_engine: Engine, admin_engine: Engine) -> None:
+    assert period_limit_after_route_admit(runtime_engine, admin_engine) == operators_limit(admin_engine)
+
+
+def test_control_a_guard_blind_to_app_system_would_keep_the_callers_limit(
+    runtime_engine: Engine, owner_engine: Engine, admin_engine: Engine
+) -> None:
+    guard = "current_user = 'app_system' OR "
+    with replaced(owner_engine, "llm_budget_period_guard", guard, ""):
+        assert period_limit_after_route_admit(runtime_engine, admin_engine) == CALLERS_LIMIT
+
+
+CALLERS_LIMIT = 987654
+
+
+def period_limit_after_route_admit(runtime_engine: Engine, admin_engine: Engine) -> Any:
+    """A fresh tenant's first call through llm_route_admit, passing a monthly limit of its own."""
+    with runtime_engine.begin() as conn:
+        tenant = create_tenant(conn, f"definer-{uuid.uuid4().hex[:6]}")
+    with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
+        conn.execute(ROUTE_ADMIT, {"request": f"limit-{uuid.uuid4().hex}", "monthly_limit": CALLERS_LIMIT})
+    with admin_engine.connect() as conn:
+        return conn.execute(
+            text("SELECT limit_cents FROM llm_budget_periods WHERE tenant_id = :t"), {"t": tenant.tenant_id}
+        ).scalar_one()
+
+
+def operators_limit(admin_engine: Engine) -> Any:
+    with admin_engine.connect() as conn:
+        return conn.execute(text("SELECT monthly_budget_cents FROM llm_limits WHERE id = 1")).scalar_one()
