@@ -20,10 +20,12 @@ fault, whether the mock took it and the ledger outcomes it left; a fault without
 fails the scenario.
 
 The webhook rate defaults to half the max sustainable rate of a capacity sweep (``--sweep-file``:
-this checkout's own, or a published one), else the soak's stated default (scripts/soak:
-DEFAULT_RPS; a fresh clone, CI's, has no sweep of its own); the LLM scenario keeps its own task rate
-(FIXED_RATES). Timing bounds (recovery limits, the partition's 2 s, slowloris's p99) are judged on
-whatever machine runs this: a busy shared one can miss them where counts stay exact.
+this checkout's own, or a published one), scaled down to this machine by the plain-insert baseline
+both measure (scripts/faults/machine.py; ``--no-machine-scale`` keeps it as it is), else the soak's
+stated default (scripts/soak: DEFAULT_RPS; a fresh clone, CI's, has no sweep of its own); the LLM
+scenario keeps its own task rate (FIXED_RATES). Timing bounds (recovery limits, the partition's 2 s,
+slowloris's p99) are judged on whatever machine runs this: a busy shared one can miss them where
+counts stay exact.
 """
 
 from __future__ import annotations
@@ -38,14 +40,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
 from scripts.faults import broker
 from scripts.faults.clients import slowloris
 from scripts.faults.disk import postgres_out_of_disk
+from scripts.faults.machine import MachineRate, published_baseline
 from scripts.faults.network import NETNS_SCENARIOS
 from scripts.faults.scenarios import SCENARIOS, ScenarioResult
 from scripts.harness import EXIT_CODES_HELP, ExitCode, emit, git_sha, redact_dsn
 from scripts.r3 import database
-from scripts.soak.__main__ import SWEEP_FILE, default_rps
+from scripts.soak.__main__ import SWEEP_FILE, default_rps, half_rate
 from scripts.topology import Topology, TopologyConfig, TopologyError
 from scripts.topology.compose import ComposeImages, ComposeTopology
 from scripts.topology.compose_project import COMPOSE_TUNABLES
@@ -66,10 +71,13 @@ ALL_SCENARIOS = {**LOOPBACK_SCENARIOS, **NETNS_SCENARIOS, **BROKER_SCENARIOS}
 COMPOSE_SCENARIOS = ("worker_kill_9", "api_kill_9")
 
 
+Rate = float | Callable[[Topology, Engine], float]  # a number, or what to measure on the topology (MachineRate)
+
+
 def run_group(
     names: list[str],
     config: TopologyConfig,
-    rate: float,
+    rate_of: Rate,
     duration_s: float,
     make_topology: Callable[[TopologyConfig], Topology] = Topology,
 ) -> list[dict[str, Any]]:
@@ -78,6 +86,7 @@ def run_group(
     with make_topology(config) as topology:
         assert topology.dsns is not None  # set by up()
         engine = database.runtime_engine(topology.dsns.runtime_sync)
+        rate = rate_of(topology, engine) if callable(rate_of) else rate_of
         for name in names:
             print(f"[faults] {name} ...", file=sys.stderr, flush=True)
             started = time.monotonic()
@@ -105,7 +114,7 @@ def skipped(name: str, why: str) -> dict[str, Any]:
     return {"name": name, "status": "skipped", "why": why, "acknowledged": 0, "lost": 0, "duplicated": 0}
 
 
-def run_on_rabbitmq(names: list[str], artifact_dir: Path, rate: float, duration_s: float) -> list[dict[str, Any]]:
+def run_on_rabbitmq(names: list[str], artifact_dir: Path, rate: Rate, duration_s: float) -> list[dict[str, Any]]:
     """The broker scenarios in a topology whose Celery broker is RabbitMQ; skipped where none can be restarted."""
     why = broker.unavailable()
     if why:
@@ -116,7 +125,7 @@ def run_on_rabbitmq(names: list[str], artifact_dir: Path, rate: float, duration_
         return run_group(names, config, rate, duration_s)
 
 
-def run_on_compose(names: list[str], args: argparse.Namespace, rate: float) -> list[dict[str, Any]]:
+def run_on_compose(names: list[str], args: argparse.Namespace, rate: Rate) -> list[dict[str, Any]]:
     """The crash scenarios on docker-compose.e2e.yml: ``docker kill`` instead of SIGKILL to a process."""
     images = ComposeImages(postgres=args.postgres_image, python_base=args.python_base_image, build=not args.no_build)
     env = {name: FAULT_ENV[name] for name in COMPOSE_TUNABLES if name in FAULT_ENV}  # what the file passes through
@@ -130,10 +139,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     artifact_dir: Path = args.artifact_dir.resolve()
     artifact_dir.mkdir(parents=True, exist_ok=True)
     rate, rate_source = (args.rate, "--rate") if args.rate else default_rps(args.sweep_file)
+    published = None if args.rate or args.no_machine_scale else published_baseline(args.sweep_file)
+    machine = MachineRate(rate, published) if published and half_rate(args.sweep_file) is not None else None
+    rate_of: Rate = machine or rate
     started = time.monotonic()
     if args.topology == "compose":
-        results = run_on_compose(args.scenario or list(COMPOSE_SCENARIOS), args, rate)
-        return summarize(results, rate, rate_source, args, time.monotonic() - started)
+        results = run_on_compose(args.scenario or list(COMPOSE_SCENARIOS), args, rate_of)
+        return summarize(results, rate, rate_source, args, time.monotonic() - started, machine)
     selected = args.scenario or list(ALL_SCENARIOS)
     loopback = [name for name in selected if name in LOOPBACK_SCENARIOS]
     netns = [name for name in selected if name in NETNS_SCENARIOS]
@@ -141,30 +153,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results = []
     if loopback:
         config = TopologyConfig(artifact_dir=artifact_dir, name="faults", extra_env=FAULT_ENV, stop_grace_s=3.0)
-        results += run_group(loopback, config, rate, args.duration)
+        results += run_group(loopback, config, rate_of, args.duration)
     if netns and os.geteuid() != 0:
         results += [skipped(name, "network namespaces need root") for name in netns]
     elif netns:
         config = TopologyConfig(
             artifact_dir=artifact_dir / "netns", name="faults-netns", extra_env=FAULT_ENV, stop_grace_s=3.0, netns=True
         )
-        results += run_group(netns, config, rate, args.duration)
+        results += run_group(netns, config, rate_of, args.duration)
     if amqp:
-        results += run_on_rabbitmq(amqp, artifact_dir, rate, args.duration)
-    return summarize(results, rate, rate_source, args, time.monotonic() - started)
+        results += run_on_rabbitmq(amqp, artifact_dir, rate_of, args.duration)
+    return summarize(results, rate, rate_source, args, time.monotonic() - started, machine)
 
 
 def summarize(
-    results: list[dict[str, Any]], rate: float, rate_source: str, args: argparse.Namespace, took_s: float
+    results: list[dict[str, Any]],
+    rate: float,
+    rate_source: str,
+    args: argparse.Namespace,
+    took_s: float,
+    machine: MachineRate | None = None,
 ) -> dict[str, Any]:
     """faults_summary.json: passed only if something was judged and every judged scenario passed."""
     judged = [r for r in results if r["status"] != "skipped"]
+    if machine is not None:
+        rate, rate_source = machine.rate or rate, machine.source()
     return {
         "status": "passed" if judged and all(r["status"] == "passed" for r in judged) else "failed",
         "mode": args.topology,
         "git_sha": git_sha(),
         "rate": rate,
         "rate_source": rate_source,
+        "machine_baseline": machine.measured if machine else None,
         "duration_s": args.duration,
         "acknowledged": sum(r["acknowledged"] for r in results),
         "lost": sum(r["lost"] for r in results),
@@ -187,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=SWEEP_FILE,
         help="the capacity sweep whose half is the default rate (e.g. docs/perf/2026-12-06-full-physics-sweep.json)",
+    )
+    parser.add_argument(
+        "--no-machine-scale",
+        action="store_true",
+        help="run at half the sweep's rate as it is, not scaled down by this machine's plain-insert baseline "
+        "against the sweep's (scripts/faults/machine.py)",
     )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per scenario")
     parser.add_argument("--scenario", action="append", choices=sorted(ALL_SCENARIOS), help="run only these")
