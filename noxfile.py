@@ -38,8 +38,9 @@ def tests(session: nox.Session) -> None:
     file, ``-k expr``, ``-m expr``); a run that selects nothing (pytest's exit 5) is not a failure."""
     install_locked(session)
     parallel, alone = split_marker(session.posargs, "timing")
-    session.run("pytest", "-n", "2", "--dist", "loadfile", *parallel, success_codes=[0, 5])
-    session.run("pytest", *alone, success_codes=[0, 5])
+    # --durations: the slowest tests of each run in the log, where CI's time budget goes
+    session.run("pytest", "-n", "2", "--dist", "loadfile", "--durations=15", *parallel, success_codes=[0, 5])
+    session.run("pytest", "--durations=5", *alone, success_codes=[0, 5])
 
 
 @nox.session(python=PYTHON)
