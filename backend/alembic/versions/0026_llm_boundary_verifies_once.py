@@ -97,6 +97,8 @@ def upgrade() -> None:
     for signature in REQUIRED_CONTEXT:  # app_system's own helper: only its functions call it
         op.execute(f"REVOKE EXECUTE ON FUNCTION {signature} FROM {RUNTIME_ROLE}")
     install_system_functions(BOUNDARY)
+    for signature in (RELEASE, FINISH):  # steps inside the others: the runtime calls those
+        op.execute(f"REVOKE EXECUTE ON FUNCTION {signature} FROM {RUNTIME_ROLE}")
 
 
 def downgrade() -> None:

@@ -10,7 +10,7 @@ CREATE OR REPLACE FUNCTION llm_admit(
     p_env_kill_switch boolean, p_breaker_open_s double precision,
     OUT call_id uuid, OUT verdict text, OUT blocked_reason text, OUT cached jsonb, OUT cache_key text,
     OUT breaker_clean boolean)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
 DECLARE
     v_tenant uuid;
     v_user text;

@@ -1,5 +1,6 @@
 -- Returns a held budget reservation: spent (at most what was held) or released whole.
--- app_system's (SECURITY DEFINER): only a reservation of the verified tenant and user is returned.
+-- app_system's (SECURITY DEFINER), called by its other LLM functions only (the runtime has no
+-- EXECUTE): only a reservation of the verified tenant and user is returned.
 CREATE OR REPLACE FUNCTION llm_release(p_call uuid, p_spent numeric) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

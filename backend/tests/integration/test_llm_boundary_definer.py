@@ -1,10 +1,12 @@
 """The LLM boundary's functions run as app_system (SECURITY DEFINER, migration 0026), past row-level
 security, so each must refuse a caller without a valid context and keep to the tenant and user its
-context names. Tried as app_user: every forged context, and another tenant's or another user's call
-id handed to the functions that settle, fail, finish and release a call. Controls: the same calls as
-the call's own user do change it, and a copy of ``llm_finish`` without its tenant filter is caught.
-A period the boundary creates still gets the operators' limit (the guard counts app_system as the
-runtime); its control puts back the guard that counted app_rw members only.
+context names. Tried as app_user: every forged context; another tenant's or another user's call id
+handed to the functions that settle and fail a call; the steps inside them (release, finish) called
+directly; another user's request id; a session TimeZone that would key a fresh hour. Controls: the
+same calls as the call's own user do change it, and a copy of each function without the filter or
+setting in question is caught. A period and an hour the boundary writes still follow the operators'
+limits (the guards count app_system as the runtime); their controls put back the guards that counted
+app_rw members only.
 """
 
 from __future__ import annotations
@@ -44,11 +46,13 @@ ROUTE_ADMIT = text(
     "'{standard,standard,economy}', '{mock-definer,mock-definer,mock-definer}', '{kb,kb,kb}', '{1,1,1}', 'mock', "
     "'sha', 1e9, false, 30)"
 )
+SETTLE = (
+    "SELECT llm_settle(:call, :cost, 1e9, 'mock', 'mock-definer', false, '{}', '{}', :key, '{\"text\": \"x\"}', "
+    "1, 1, 1)"
+)
 # What another tenant's or user's session tries on a call that is not its own.
-REACHES = {
-    "settle": "SELECT llm_settle(:call, 5, 1e9, 'mock', 'mock-definer', false, '{}', '{}', :key, '{\"text\": \"x\"}', "
-    "1, 1, 1)",
-    "fail": "SELECT llm_fail(:call, 'mock', 'mock-definer', 'error', 1000)",
+REACHES = {"settle": SETTLE, "fail": "SELECT llm_fail(:call, 'mock', 'mock-definer', 'error', 1000)"}
+STEPS = {
     "finish": "SELECT llm_finish(:call, 'blocked', 'attack', NULL, false, false, NULL)",
     "release": "SELECT llm_release(:call, 2)",
 }
@@ -66,6 +70,7 @@ UNTOUCHED = ("pending", "held", 2, 0, 0)
 class PendingCall:
     owner: TenantContext
     call_id: uuid.UUID
+    request_id: str
 
 
 @pytest.fixture
@@ -79,10 +84,11 @@ def pending_call(runtime_engine: Engine, admin_engine: Engine) -> PendingCall:
         conn.execute(MONTH_PERIOD, params)
     with admin_engine.begin() as conn:
         conn.execute(text("UPDATE llm_budget_periods SET limit_cents = 1000 WHERE tenant_id = :t"), params)
+    request = f"definer-{uuid.uuid4().hex}"
     with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
-        admitted = conn.execute(ADMIT, {"request": f"definer-{uuid.uuid4().hex}"}).one()
+        admitted = conn.execute(ADMIT, {"request": request}).one()
     assert admitted.verdict == "admitted"
-    return PendingCall(tenant.context, admitted.call_id)
+    return PendingCall(tenant.context, admitted.call_id, request)
 
 
 def state(topology: Topology, call: PendingCall) -> tuple[Any, ...]:
@@ -111,8 +117,19 @@ def test_a_call_of_another_tenant_or_user_is_out_of_reach(
     reach: str,
 ) -> None:
     with tenant_transaction_sync(attackers(pending_call, two_tenants)[attacker], runtime_engine) as conn:
-        conn.execute(text(REACHES[reach]), {"call": pending_call.call_id, "key": f"k-{uuid.uuid4().hex}"})
+        conn.execute(text(REACHES[reach]), {"call": pending_call.call_id, "key": f"k-{uuid.uuid4().hex}", "cost": 5})
     assert state(topology, pending_call) == UNTOUCHED
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_the_steps_inside_settle_and_fail_are_not_the_runtimes_to_call(
+    runtime_engine: Engine, pending_call: PendingCall, step: str
+) -> None:
+    with (
+        pytest.raises(ProgrammingError, match=f"permission denied for function llm_{step}"),
+        tenant_transaction_sync(pending_call.owner, runtime_engine) as conn,
+    ):
+        conn.execute(text(STEPS[step]), {"call": pending_call.call_id})
 
 
 @pytest.mark.parametrize("reach", list(REACHES))
@@ -121,7 +138,7 @@ def test_control_the_calls_own_user_reaches_it(
 ) -> None:
     """The same statement from the call's own context does change it: the refusal above is the scope."""
     with tenant_transaction_sync(pending_call.owner, runtime_engine) as conn:
-        conn.execute(text(REACHES[reach]), {"call": pending_call.call_id, "key": f"k-{uuid.uuid4().hex}"})
+        conn.execute(text(REACHES[reach]), {"call": pending_call.call_id, "key": f"k-{uuid.uuid4().hex}", "cost": 5})
     assert state(topology, pending_call) != UNTOUCHED
 
 
@@ -148,8 +165,8 @@ def test_control_a_finish_without_its_tenant_filter_is_caught(
 ) -> None:
     unfiltered = replaced(owner_engine, "llm_finish", "AND tenant_id = v_tenant AND user_id = v_user ", "")
     with unfiltered, tenant_transaction_sync(two_tenants.b.context, runtime_engine) as conn:
-        conn.execute(text(REACHES["finish"]), {"call": pending_call.call_id})
-    assert state(topology, pending_call)[0] == "blocked"  # the check above would have failed
+        conn.execute(text(REACHES["fail"]), {"call": pending_call.call_id})
+    assert state(topology, pending_call)[0] == "failed"  # the check above would have failed
 
 
 @pytest.mark.parametrize("forgery", [*FORGERIES, "none"])
@@ -159,7 +176,7 @@ def test_no_valid_context_no_boundary_call(
 ) -> None:
     token = "" if forgery == "none" else FORGERIES[forgery](two_tenants)
     statement = {"route_admit": ROUTE_ADMIT, "admit": ADMIT}.get(reach, text(REACHES.get(reach, "")))
-    params = {"request": f"forged-{uuid.uuid4().hex}", "monthly_limit": 1, "call": uuid.uuid4(), "key": "k"}
+    params = {"request": f"forged-{uuid.uuid4().hex}", "monthly_limit": 1, "call": uuid.uuid4(), "key": "k", "cost": 1}
     with runtime_engine.connect() as conn, pytest.raises(ProgrammingError, match="no valid tenant context"):
         conn.execute(text(f"SELECT set_config('{CONTEXT_GUC}', :token, true)"), {"token": token})
         conn.execute(statement, params)
@@ -195,3 +212,69 @@ def period_limit_after_route_admit(runtime_engine: Engine, admin_engine: Engine)
 def operators_limit(admin_engine: Engine) -> Any:
     with admin_engine.connect() as conn:
         return conn.execute(text("SELECT monthly_budget_cents FROM llm_limits WHERE id = 1")).scalar_one()
+
+
+def another_users_admission(runtime_engine: Engine, call: PendingCall) -> Any:
+    """The same tenant's other user sends the request id the call's user already used."""
+    other = TenantContext(call.owner.tenant_id, "someone-else")
+    with tenant_transaction_sync(other, runtime_engine) as conn:
+        return conn.execute(ADMIT, {"request": call.request_id}).one()
+
+
+def test_another_users_request_id_reveals_no_call(runtime_engine: Engine, pending_call: PendingCall) -> None:
+    admitted = another_users_admission(runtime_engine, pending_call)
+    assert (admitted.verdict, admitted.call_id) == ("duplicate", None)
+
+
+def test_control_a_duplicate_lookup_without_the_user_would_reveal_it(
+    runtime_engine: Engine, owner_engine: Engine, pending_call: PendingCall
+) -> None:
+    with replaced(owner_engine, "llm_admit", "c.user_id = v_user AND ", ""):
+        admitted = another_users_admission(runtime_engine, pending_call)
+    assert admitted.call_id == pending_call.call_id
+
+
+HOUR_OF = (
+    "SELECT h.shut_off, h.hour_start = date_trunc('hour', now(), 'UTC') AS utc_hour FROM llm_hourly_shutoff h "
+    "WHERE h.tenant_id = %(t)s AND h.user_id = %(u)s"
+)
+
+
+def settle_own_call(runtime_engine: Engine, topology: Topology, call: PendingCall, cost: Any, zone: str) -> Any:
+    """The call's own user settles it from a session in time zone ``zone``; its hour as stored."""
+    with tenant_transaction_sync(call.owner, runtime_engine) as conn:
+        conn.execute(text(f"SET LOCAL TIME ZONE {zone}"))
+        conn.execute(text(SETTLE), {"call": call.call_id, "key": f"k-{uuid.uuid4().hex}", "cost": cost})
+    with psycopg.connect(superuser_dsn(topology)) as conn:
+        return conn.execute(HOUR_OF, {"t": call.owner.tenant_id, "u": call.owner.user_id}).fetchone()
+
+
+def hourly_limit(admin_engine: Engine) -> Any:
+    with admin_engine.connect() as conn:
+        return conn.execute(text("SELECT hourly_limit_cents FROM llm_limits WHERE id = 1")).scalar_one()
+
+
+def test_an_hour_the_boundary_writes_follows_the_operators_limit_in_utc(
+    runtime_engine: Engine, admin_engine: Engine, topology: Topology, pending_call: PendingCall
+) -> None:
+    """Settled at the operators' hourly limit, with the caller's limit 1e9 and a session 17 minutes off UTC."""
+    shut_off, utc_hour = settle_own_call(
+        runtime_engine, topology, pending_call, hourly_limit(admin_engine), "INTERVAL '+00:17' HOUR TO MINUTE"
+    )
+    assert (shut_off, utc_hour) == (True, True)
+
+
+def test_control_a_guard_blind_to_app_system_would_leave_the_hour_open(
+    runtime_engine: Engine, owner_engine: Engine, admin_engine: Engine, topology: Topology, pending_call: PendingCall
+) -> None:
+    with replaced(owner_engine, "llm_hourly_shutoff_guard", "current_user = 'app_system' OR ", ""):
+        shut_off, _ = settle_own_call(runtime_engine, topology, pending_call, hourly_limit(admin_engine), "'UTC'")
+    assert shut_off is False
+
+
+def test_control_a_settle_in_the_sessions_time_zone_would_key_another_hour(
+    runtime_engine: Engine, owner_engine: Engine, topology: Topology, pending_call: PendingCall
+) -> None:
+    with replaced(owner_engine, "llm_settle", " SET TimeZone = 'UTC'", ""):
+        _, utc_hour = settle_own_call(runtime_engine, topology, pending_call, 1, "INTERVAL '+00:17' HOUR TO MINUTE")
+    assert utc_hour is False

@@ -1,19 +1,10 @@
 -- LLM boundary, step 9 after a provider failure: return the reservation, count the failure (the
 -- breaker opens at the threshold, or at once from half-open), finish the row.
--- app_system's (SECURITY DEFINER): only the caller's own pending call fails, and only it counts
--- against the breaker; a call id of another tenant or user, or one already finished, changes nothing.
+-- app_system's (SECURITY DEFINER): the call's reservation and row are found under the verified
+-- tenant and user only (llm_release, llm_finish, which verify the context first).
 CREATE OR REPLACE FUNCTION llm_fail(p_call uuid, p_provider text, p_model text, p_reason text, p_breaker_threshold integer)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v_tenant uuid;
-    v_user text;
 BEGIN
-    SELECT c.tenant_id, c.user_id INTO v_tenant, v_user FROM public.app_required_context() c;
-    PERFORM 1 FROM public.llm_api_calls
-    WHERE id = p_call AND tenant_id = v_tenant AND user_id = v_user AND status = 'pending' FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
     PERFORM public.llm_release(p_call, 0);
     UPDATE public.llm_breaker_state b  -- the row exists: llm_admit created it before admitting this call
     SET consecutive_failures = b.consecutive_failures + 1,

@@ -1,5 +1,6 @@
 -- Finishes a pending ledger row (blocked, cached or failed); a finished row is never rewritten.
--- app_system's (SECURITY DEFINER): only a row of the verified tenant and user.
+-- app_system's (SECURITY DEFINER), called by its other LLM functions only (the runtime has no
+-- EXECUTE): only a row of the verified tenant and user.
 CREATE OR REPLACE FUNCTION llm_finish(p_call uuid, p_status text, p_blocked_reason text, p_failure_reason text,
                                       p_provider_attempted boolean, p_was_cached boolean, p_response jsonb)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
