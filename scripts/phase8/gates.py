@@ -24,8 +24,9 @@ class GateContext:
     topology: Topology
     ready_timeout_s: float = 60.0  # how long EG8.1 waits for api and worker health
     llm_background_load: bool = True  # False only as EG8.5's negative control
-    # False only in EG8.5's negative controls (tests), which judge the LLM coupling alone: the
-    # cross-check is the same with or without it, and costs a minute per run.
+    # False only in EG8.5's tests, which judge the LLM coupling: the cross-check is the same with or
+    # without it and costs a minute per run (test_load_generator.py runs it on its own; the closure
+    # pack always does: closure_context)
     k6_crosscheck: bool = True
     sweep_floor_rps: float = 800.0  # full physics: the sweep must sustain at least this rate
 
@@ -241,6 +242,24 @@ def overlap_s(first: dict[str, str], second: dict[str, str]) -> float:
     return max(0.0, (end - start).total_seconds())
 
 
+def k6_crosscheck_step(ctx: GateContext, retried: dict[str, float], rate: float) -> int | None:
+    """EG8.5's check of our load generator against k6 at ``rate``; None where the context skips it."""
+    if not ctx.k6_crosscheck:
+        return None
+    return _measurement(
+        ctx,
+        retried,
+        "r3_k6_crosscheck",
+        "scripts/r3/k6_crosscheck.py",
+        "--rate",
+        f"{rate:g}",
+        "--duration",
+        f"{CROSSCHECK_DURATION_S:g}",
+        "--output",
+        str(ctx.artifact_dir / CROSSCHECK_RESULT),
+    )
+
+
 def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
     """Ingestion under fire while LLM tasks run through the boundary; the ledger proves they overlapped."""
     r3_dir = ctx.artifact_dir / "r3"
@@ -303,20 +322,7 @@ def eg8_5_composed_perf(ctx: GateContext) -> GateResult:
         background_code = finish_step("llm_background_load", background, ctx.logs_dir, 180) if background else None
         stop_file.unlink(missing_ok=True)
     crosscheck_rate = headline_rate(read_json_object(ctx.artifact_dir / SWEEP_RESULT) if sweep_code is not None else {})
-    crosscheck_code = None
-    if ctx.k6_crosscheck:
-        crosscheck_code = _measurement(
-            ctx,
-            retried,
-            "r3_k6_crosscheck",
-            "scripts/r3/k6_crosscheck.py",
-            "--rate",
-            f"{crosscheck_rate:g}",
-            "--duration",
-            f"{CROSSCHECK_DURATION_S:g}",
-            "--output",
-            str(ctx.artifact_dir / CROSSCHECK_RESULT),
-        )
+    crosscheck_code = k6_crosscheck_step(ctx, retried, crosscheck_rate)
     probe_code = _script(
         ctx,
         "collect_sql_probes",

@@ -115,13 +115,7 @@ def run(args: argparse.Namespace) -> int:
         "worker_replicas": args.worker_replicas,
         "broker": redact_dsn(args.broker_url) if args.broker_url else "postgresql (sqla transport)",
     }
-    ctx = GateContext(
-        artifact_dir,
-        mode,
-        topology,
-        llm_background_load=not args.no_llm_background_load,
-        sweep_floor_rps=args.sweep_floor,
-    )
+    ctx = closure_context(args, artifact_dir, mode, topology)
     selected = [gate for gate in GATES if not args.gate or gate.id in args.gate]
     current, step = selected[0], "bring-up"
     with interrupts.handling_signals():  # Ctrl-C or SIGTERM anywhere: teardown, a failed summary, exit 1
@@ -190,6 +184,18 @@ def finish(artifact_dir: Path, summary: dict[str, Any], selected: list[Gate], st
     if summary["status"] == "partial":
         print("[phase8] the selected gates passed; a partial run proves nothing about the rest", file=sys.stderr)
     return ExitCode.PASS
+
+
+def closure_context(args: argparse.Namespace, artifact_dir: Path, mode: str, topology: Topology) -> GateContext:
+    """What every gate of this run sees: the LLM background load unless switched off, and always the
+    k6 cross-check (only EG8.5's tests leave it out)."""
+    return GateContext(
+        artifact_dir,
+        mode,
+        topology,
+        llm_background_load=not args.no_llm_background_load,
+        sweep_floor_rps=args.sweep_floor,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
