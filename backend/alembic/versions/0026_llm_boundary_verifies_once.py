@@ -1,16 +1,18 @@
-"""The LLM boundary verifies the tenant context once per function, not once per policy per statement.
+"""The LLM boundary verifies the tenant context once per call, not once per policy per statement.
 
 Row-level security verified the signed context (0024) in every policy expression of every statement
 the boundary's functions ran: about thirty HMAC verifications per provider call, a third of the
-boundary's database time. Now the six functions the runtime calls (``llm_route_admit``,
-``llm_admit``, ``llm_settle``, ``llm_fail``, ``llm_release``, ``llm_finish``) are app_system's
-SECURITY DEFINER functions (search_path pinned, EXECUTE for app_user alone): each verifies once
-through ``app_required_context()`` (an error without a valid context, as row-level security's
-refusal was) and names that tenant and user in every statement it runs, so a call id of another
-tenant or user finds no row. app_system gets the grants those statements need, none on a limit
-column, and a policy to write the LLM tables. The limit guards treat app_system as the runtime it
-acts for (a new period still gets the operators' limit) and read ``llm_limits`` schema-qualified
-under a pinned search_path.
+boundary's database time. Now the four functions the runtime calls (``llm_route_admit``,
+``llm_admit``, ``llm_settle``, ``llm_fail``) are app_system's SECURITY DEFINER functions
+(search_path pinned, EXECUTE for app_user alone): each verifies once through
+``app_required_context()`` (an error without a valid context, as row-level security's refusal was)
+and names that tenant and user in every statement it runs, so a call id of another tenant or user
+finds no row; hours and months are UTC's, named so, whatever the session's TimeZone. Their steps
+``llm_release`` and ``llm_finish`` are told the tenant and user (a new signature) and are
+app_system's alone. app_system gets the grants those statements need, none on a limit column, and a
+policy to write the LLM tables. The limit guards treat app_system as the runtime it acts for (a new
+period still gets the operators' limit) and read ``llm_limits`` schema-qualified under a pinned
+search_path.
 
 The current texts are in backend/sql; this revision applies its own frozen copies (its downgrade
 the texts 0014 and 0019 left).
@@ -39,8 +41,10 @@ ROUTE_ADMIT = (
 ADMIT = "llm_admit(text, text, numeric, text, text, text, text, text, numeric, numeric, boolean, double precision)"
 SETTLE = "llm_settle(uuid, numeric, numeric, text, text, boolean, jsonb, jsonb, text, jsonb, integer, integer, numeric)"
 FAIL = "llm_fail(uuid, text, text, text, integer)"
-RELEASE = "llm_release(uuid, numeric)"
-FINISH = "llm_finish(uuid, text, text, text, boolean, boolean, jsonb)"
+RELEASE = "llm_release(uuid, text, uuid, numeric)"  # the tenant and user first: its callers verified them
+FINISH = "llm_finish(uuid, text, uuid, text, text, text, boolean, boolean, jsonb)"
+RELEASE_BEFORE = "llm_release(uuid, numeric)"
+FINISH_BEFORE = "llm_finish(uuid, text, text, text, boolean, boolean, jsonb)"
 BOUNDARY = {
     ROUTE_ADMIT: frozen_sql(__file__, "0026_llm_route_admit.sql"),
     ADMIT: frozen_sql(__file__, "0026_llm_admit.sql"),
@@ -54,8 +58,8 @@ BOUNDARY_BEFORE = {
     ADMIT: frozen_sql(__file__, "0026_downgrade_llm_admit.sql"),
     SETTLE: frozen_sql(__file__, "0026_downgrade_llm_settle.sql"),
     FAIL: frozen_sql(__file__, "0026_downgrade_llm_fail.sql"),
-    RELEASE: frozen_sql(__file__, "0026_downgrade_llm_release.sql"),
-    FINISH: frozen_sql(__file__, "0026_downgrade_llm_finish.sql"),
+    RELEASE_BEFORE: frozen_sql(__file__, "0026_downgrade_llm_release.sql"),
+    FINISH_BEFORE: frozen_sql(__file__, "0026_downgrade_llm_finish.sql"),
 }
 REQUIRED_CONTEXT = {"app_required_context()": frozen_sql(__file__, "0026_app_required_context.sql")}
 GUARDS = (
@@ -97,7 +101,7 @@ def upgrade() -> None:
     for signature in REQUIRED_CONTEXT:  # app_system's own helper: only its functions call it
         op.execute(f"REVOKE EXECUTE ON FUNCTION {signature} FROM {RUNTIME_ROLE}")
     install_system_functions(BOUNDARY)
-    for signature in (RELEASE, FINISH):  # steps inside the others: the runtime calls those
+    for signature in (RELEASE, FINISH):  # steps of the others, told the tenant and user: never the runtime's
         op.execute(f"REVOKE EXECUTE ON FUNCTION {signature} FROM {RUNTIME_ROLE}")
 
 

@@ -4,15 +4,15 @@
 -- app_system's (SECURITY DEFINER), like every LLM boundary function: each verifies the tenant context
 -- once and names its tenant and user in every statement, instead of row-level security verifying it
 -- again for every policy of every statement. A new period gets the operators' limit, not
--- p_monthly_limit (llm_budget_period_guard). Months and hours are UTC's, whatever the session's
--- TimeZone (a session could otherwise key a fresh period or hour, and with it a fresh limit).
+-- p_monthly_limit (llm_budget_period_guard). Months and hours are UTC's, named so, whatever the
+-- session's TimeZone (a session could otherwise key a fresh period or hour, and with it a fresh limit).
 CREATE OR REPLACE FUNCTION llm_route_admit(
     p_request_id text, p_endpoint text, p_complexity numeric, p_monthly_limit numeric, p_pressure numeric[],
     p_tiers text[], p_models text[], p_key_bases text[], p_estimates numeric[], p_provider text,
     p_prompt_sha256 text, p_hourly_limit numeric, p_env_kill_switch boolean, p_breaker_open_s double precision,
     OUT tier text, OUT model text, OUT call_id uuid, OUT verdict text, OUT blocked_reason text, OUT cached jsonb,
     OUT cache_key text, OUT breaker_clean boolean)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_tenant uuid;
     v_user text;
@@ -25,10 +25,10 @@ BEGIN
     -- first time it is missing, without a lock (admission takes it); a row another call created
     -- meanwhile is kept, and it is as empty as ours would be.
     SELECT (b.spent_cents + b.reserved_cents) / nullif(b.limit_cents, 0) INTO v_used FROM public.llm_budget_periods b
-    WHERE b.tenant_id = v_tenant AND b.user_id = v_user AND b.period_start = date_trunc('month', now())::date;
+    WHERE b.tenant_id = v_tenant AND b.user_id = v_user AND b.period_start = date_trunc('month', now() AT TIME ZONE 'UTC')::date;
     IF NOT FOUND THEN
         INSERT INTO public.llm_budget_periods (tenant_id, user_id, period_start, limit_cents)
-        VALUES (v_tenant, v_user, date_trunc('month', now())::date, p_monthly_limit)
+        VALUES (v_tenant, v_user, date_trunc('month', now() AT TIME ZONE 'UTC')::date, p_monthly_limit)
         ON CONFLICT (tenant_id, user_id, period_start) DO NOTHING;
     END IF;
     FOREACH v_threshold IN ARRAY p_pressure LOOP

@@ -3,21 +3,21 @@
 -- app_system's (SECURITY DEFINER): every statement names the verified tenant and user (see
 -- llm_route_admit). The cost always counts against the caller's hour, whatever became of the call
 -- meanwhile; the call's own rows are written only while it is the caller's and pending, so a call id
--- of another tenant or user gains no distillation or ledger row. Hours and months are UTC's, whatever
+-- of another tenant or user gains no distillation or ledger row. Hours are UTC's, named so, whatever
 -- the session's TimeZone (else a session could key a fresh hour).
 CREATE OR REPLACE FUNCTION llm_settle(
     p_call uuid, p_cost numeric, p_hourly_limit numeric, p_provider text, p_model text, p_close_breaker boolean,
     p_reasoning jsonb, p_metadata jsonb, p_cache_key text, p_response jsonb, p_prompt_tokens integer,
     p_completion_tokens integer, p_latency_ms numeric)
-RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_tenant uuid;
     v_user text;
 BEGIN
     SELECT c.tenant_id, c.user_id INTO v_tenant, v_user FROM public.app_required_context() c;
-    PERFORM public.llm_release(p_call, p_cost);
+    PERFORM public.llm_release(v_tenant, v_user, p_call, p_cost);
     INSERT INTO public.llm_hourly_shutoff AS h (tenant_id, user_id, hour_start, spent_cents, shut_off)
-    VALUES (v_tenant, v_user, date_trunc('hour', now()), p_cost, p_cost >= p_hourly_limit)
+    VALUES (v_tenant, v_user, date_trunc('hour', now(), 'UTC'), p_cost, p_cost >= p_hourly_limit)
     ON CONFLICT (tenant_id, user_id, hour_start) DO UPDATE
     SET spent_cents = h.spent_cents + p_cost, shut_off = h.shut_off OR h.spent_cents + p_cost >= p_hourly_limit;
     IF p_close_breaker THEN

@@ -52,9 +52,9 @@ SETTLE = (
 )
 # What another tenant's or user's session tries on a call that is not its own.
 REACHES = {"settle": SETTLE, "fail": "SELECT llm_fail(:call, 'mock', 'mock-definer', 'error', 1000)"}
-STEPS = {
-    "finish": "SELECT llm_finish(:call, 'blocked', 'attack', NULL, false, false, NULL)",
-    "release": "SELECT llm_release(:call, 2)",
+STEPS = {  # told a tenant and user: app_system's LLM functions verified them, the runtime may not call these
+    "finish": "SELECT llm_finish(:tenant, :user, :call, 'blocked', 'attack', NULL, false, false, NULL)",
+    "release": "SELECT llm_release(:tenant, :user, :call, 2)",
 }
 CALL_STATE = (
     "SELECT c.status, r.status AS reservation, b.reserved_cents, b.spent_cents, "
@@ -129,7 +129,10 @@ def test_the_steps_inside_settle_and_fail_are_not_the_runtimes_to_call(
         pytest.raises(ProgrammingError, match=f"permission denied for function llm_{step}"),
         tenant_transaction_sync(pending_call.owner, runtime_engine) as conn,
     ):
-        conn.execute(text(STEPS[step]), {"call": pending_call.call_id})
+        owner = pending_call.owner
+        conn.execute(
+            text(STEPS[step]), {"tenant": owner.tenant_id, "user": owner.user_id, "call": pending_call.call_id}
+        )
 
 
 @pytest.mark.parametrize("reach", list(REACHES))
@@ -163,7 +166,7 @@ def test_control_a_finish_without_its_tenant_filter_is_caught(
     two_tenants: TwoTenants,
     pending_call: PendingCall,
 ) -> None:
-    unfiltered = replaced(owner_engine, "llm_finish", "AND tenant_id = v_tenant AND user_id = v_user ", "")
+    unfiltered = replaced(owner_engine, "llm_finish", "AND tenant_id = p_tenant AND user_id = p_user ", "")
     with unfiltered, tenant_transaction_sync(two_tenants.b.context, runtime_engine) as conn:
         conn.execute(text(REACHES["fail"]), {"call": pending_call.call_id})
     assert state(topology, pending_call)[0] == "failed"  # the check above would have failed
@@ -275,6 +278,6 @@ def test_control_a_guard_blind_to_app_system_would_leave_the_hour_open(
 def test_control_a_settle_in_the_sessions_time_zone_would_key_another_hour(
     runtime_engine: Engine, owner_engine: Engine, topology: Topology, pending_call: PendingCall
 ) -> None:
-    with replaced(owner_engine, "llm_settle", " SET TimeZone = 'UTC'", ""):
+    with replaced(owner_engine, "llm_settle", "date_trunc('hour', now(), 'UTC')", "date_trunc('hour', now())"):
         _, utc_hour = settle_own_call(runtime_engine, topology, pending_call, 1, "INTERVAL '+00:17' HOUR TO MINUTE")
     assert utc_hour is False

@@ -10,7 +10,7 @@ CREATE OR REPLACE FUNCTION llm_admit(
     p_env_kill_switch boolean, p_breaker_open_s double precision,
     OUT call_id uuid, OUT verdict text, OUT blocked_reason text, OUT cached jsonb, OUT cache_key text,
     OUT breaker_clean boolean)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_tenant uuid;
     v_user text;
@@ -37,7 +37,7 @@ BEGIN
     -- 3. kill switch and 4. hourly shutoff, read together
     SELECT p_env_kill_switch OR coalesce((SELECT k.enabled FROM public.llm_kill_switch k WHERE k.id = 1), false),
            coalesce((SELECT h.shut_off OR h.spent_cents >= p_hourly_limit FROM public.llm_hourly_shutoff h
-                     WHERE h.tenant_id = v_tenant AND h.user_id = v_user AND h.hour_start = date_trunc('hour', now())),
+                     WHERE h.tenant_id = v_tenant AND h.user_id = v_user AND h.hour_start = date_trunc('hour', now(), 'UTC')),
                     false)
     INTO v_killed, v_shut_off;
     IF v_killed THEN
@@ -48,7 +48,7 @@ BEGIN
         -- 5. budget reservation: hold the estimate only if it fits (the row lock serializes callers)
         WITH held AS (
             UPDATE public.llm_budget_periods SET reserved_cents = reserved_cents + p_estimate
-            WHERE tenant_id = v_tenant AND user_id = v_user AND period_start = date_trunc('month', now())::date
+            WHERE tenant_id = v_tenant AND user_id = v_user AND period_start = date_trunc('month', now() AT TIME ZONE 'UTC')::date
               AND spent_cents + reserved_cents + p_estimate <= limit_cents
             RETURNING period_start)
         INSERT INTO public.llm_budget_reservations (tenant_id, user_id, call_id, period_start, amount_cents, status)
@@ -58,7 +58,7 @@ BEGIN
         END IF;
     END IF;
     IF blocked_reason IS NOT NULL THEN
-        PERFORM public.llm_finish(call_id, 'blocked', blocked_reason, NULL, false, false, NULL);
+        PERFORM public.llm_finish(v_tenant, v_user, call_id, 'blocked', blocked_reason, NULL, false, false, NULL);
         RETURN;
     END IF;
     -- 6. cache: the key hashes in the tenant's data watermark, so new events make old answers unreachable
@@ -68,8 +68,8 @@ BEGIN
               WHERE o.tenant_id = v_tenant AND o.kind = 'attribution_recompute'), 'UTF8')), 'hex') AS key) k
     LEFT JOIN public.llm_response_cache c ON c.tenant_id = v_tenant AND c.cache_key = k.key;
     IF cached IS NOT NULL THEN
-        PERFORM public.llm_release(call_id, 0);
-        PERFORM public.llm_finish(call_id, 'succeeded', NULL, NULL, false, true, cached);
+        PERFORM public.llm_release(v_tenant, v_user, call_id, 0);
+        PERFORM public.llm_finish(v_tenant, v_user, call_id, 'succeeded', NULL, NULL, false, true, cached);
         verdict := 'cached';
         RETURN;
     END IF;
@@ -84,9 +84,9 @@ BEGIN
     IF v_breaker.state <> 'closed' THEN
         IF coalesce(CASE WHEN v_breaker.state = 'open' THEN v_breaker.opened_at ELSE v_breaker.updated_at END,
                     '-infinity') > now() - make_interval(secs => p_breaker_open_s) THEN
-            PERFORM public.llm_release(call_id, 0);
+            PERFORM public.llm_release(v_tenant, v_user, call_id, 0);
             blocked_reason := 'breaker_open';
-            PERFORM public.llm_finish(call_id, 'blocked', blocked_reason, NULL, false, false, NULL);
+            PERFORM public.llm_finish(v_tenant, v_user, call_id, 'blocked', blocked_reason, NULL, false, false, NULL);
             RETURN;
         END IF;
         UPDATE public.llm_breaker_state SET state = 'half_open', updated_at = now()
