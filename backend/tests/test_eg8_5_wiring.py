@@ -1,7 +1,8 @@
 """EG8.5's k6 cross-check is wired in where the closure pack runs the gate: its context always asks
 for the cross-check, and the step then runs scripts/r3/k6_crosscheck.py at the rate it is given for
-the required duration. The gate's own tests leave the cross-check out (it costs a minute and
-test_load_generator.py runs it on its own), so these keep a skipped cross-check from passing unseen.
+the required duration. The gate's own tests do not run the cross-check itself (it costs a minute and
+test_load_generator.py runs it on its own; the positive one checks the gate calls the step at the
+headline rate), so these keep a skipped cross-check from passing unseen.
 Controls: a context without it runs nothing."""
 
 from __future__ import annotations

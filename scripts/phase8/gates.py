@@ -24,9 +24,9 @@ class GateContext:
     topology: Topology
     ready_timeout_s: float = 60.0  # how long EG8.1 waits for api and worker health
     llm_background_load: bool = True  # False only as EG8.5's negative control
-    # False only in EG8.5's tests, which judge the LLM coupling: the cross-check is the same with or
-    # without it and costs a minute per run (test_load_generator.py runs it on its own; the closure
-    # pack always does: closure_context)
+    # False only in EG8.5's negative controls, which judge the LLM coupling: the cross-check is the
+    # same with or without it and costs a minute per run (test_load_generator.py runs it on its own;
+    # the closure pack always asks for it: closure_context)
     k6_crosscheck: bool = True
     sweep_floor_rps: float = 800.0  # full physics: the sweep must sustain at least this rate
 
