@@ -38,6 +38,14 @@ def test_the_rate_is_measured_once_and_kept_for_every_topology(monkeypatch: pyte
     assert "x 0.5" in rate.source() and "2870" in rate.source()
 
 
+def test_a_starved_measurement_never_turns_the_load_into_a_trickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A baseline of 60 tps (a broken or starved measurement) would scale 150 rps down to 1.6 rps."""
+    monkeypatch.setattr(machine.database, "provision_tenants", lambda engine, count, tag: ["tenant"])
+    monkeypatch.setattr(machine.database, "baseline_insert_tps", lambda dsn, t, s: {"baseline_insert_tps": 60.0})
+    topology = SimpleNamespace(dsns=SimpleNamespace(runtime_sync="postgresql://x"))
+    assert MachineRate(150.0, 5740.0)(topology, None) == machine.DEFAULT_RPS  # type: ignore[arg-type]
+
+
 def run_args(tmp_path: Path, sweep: dict[str, Any], **overrides: Any) -> argparse.Namespace:
     sweep_file = tmp_path / "sweep.json"
     sweep_file.write_text(json.dumps(sweep))

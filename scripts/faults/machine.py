@@ -6,8 +6,9 @@ these shared machines drift by a factor of two in speed. The scenarios' timing b
 p99, the recovery limits) are meant at half the capacity of the machine under test, so the rate
 follows the machine: the sweep (scripts/r3/ingestion_under_fire.py) and this step measure the same
 baseline, single-row inserts by eight clients into the same table, and the rate is scaled by their
-ratio, never above the sweep's half. Without a baseline in the sweep, or with ``--rate``, the rate
-stands as given.
+ratio, never above the sweep's half and never below the soak's stated default (DEFAULT_RPS): a
+broken or starved measurement must not turn the fault load into a trickle that passes anything.
+Without a baseline in the sweep, or with ``--rate``, the rate stands as given.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import Engine
 
 from scripts.harness import read_json_object
 from scripts.r3 import database
+from scripts.soak.__main__ import DEFAULT_RPS
 from scripts.topology import Topology
 
 BASELINE_SECONDS = 5.0
@@ -54,7 +56,7 @@ class MachineRate:
             self.measured = database.baseline_insert_tps(topology.dsns.runtime_sync, tenant, BASELINE_SECONDS)
             factor = scale_factor(self.measured["baseline_insert_tps"], self.published_tps)
             self.measured["factor"] = factor
-            self.rate = round(self.half_of_sweep * factor, 1)
+            self.rate = max(DEFAULT_RPS, round(self.half_of_sweep * factor, 1))
         return self.rate
 
     def source(self) -> str:
@@ -63,5 +65,5 @@ class MachineRate:
         return (
             f"half of the sweep, {self.half_of_sweep:g} rps, x {self.measured['factor']:g}: this machine's "
             f"plain-insert baseline {self.measured['baseline_insert_tps']:g} tps against the sweep's "
-            f"{self.published_tps:g}"
+            f"{self.published_tps:g} (at least {DEFAULT_RPS:g} rps)"
         )
