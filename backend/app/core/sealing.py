@@ -50,6 +50,8 @@ class KeyRing:
     keys: dict[str, AESGCM]
     current: str
     raw: dict[str, bytes] = field(default_factory=dict, repr=False)
+    # label -> derived keys: every signed tenant context derives its key, twice per LLM call
+    _derived: dict[bytes, dict[str, bytes]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> KeyRing:
@@ -76,7 +78,9 @@ class KeyRing:
     def derived(self, label: bytes) -> dict[str, bytes]:
         """One 32-byte key per key id for another purpose (``label``), so that what it signs or
         seals can never be mistaken for this ring's ciphertexts; the ring's order (current first) is kept."""
-        return {kid: hmac.new(raw, label, hashlib.sha256).digest() for kid, raw in self.raw.items()}
+        if label not in self._derived:
+            self._derived[label] = {kid: hmac.new(raw, label, hashlib.sha256).digest() for kid, raw in self.raw.items()}
+        return dict(self._derived[label])
 
     def seal(self, plaintext: str, tenant_id: uuid.UUID | str, purpose: str) -> str:
         nonce = os.urandom(NONCE_BYTES)

@@ -1,6 +1,7 @@
 -- LLM boundary, step 1 and admission in one call: reads the share of the month's budget in use,
 -- picks the pressure band (the tiers per band are chosen by the router in Python) and admits with
--- the band's model, estimate and cache-key base through llm_admit.
+-- the band's model, estimate and cache-key base through llm_admit_for, under the tenant and user
+-- it verified (one verification per admission).
 -- app_system's (SECURITY DEFINER), like every LLM boundary function: each verifies the tenant context
 -- once and names its tenant and user in every statement, instead of row-level security verifying it
 -- again for every policy of every statement. A new period gets the operators' limit, not
@@ -41,7 +42,7 @@ BEGIN
     -- 2-7, with the band's choices
     SELECT a.call_id, a.verdict, a.blocked_reason, a.cached, a.cache_key, a.breaker_clean
     INTO call_id, verdict, blocked_reason, cached, cache_key, breaker_clean
-    FROM public.llm_admit(p_request_id, p_endpoint, p_complexity, tier, p_provider, model, p_prompt_sha256,
-                          p_key_bases[v_band], p_estimates[v_band], p_hourly_limit, p_env_kill_switch,
-                          p_breaker_open_s) a;
+    FROM public.llm_admit_for(v_tenant, v_user, p_request_id, p_endpoint, p_complexity, tier, p_provider, model,
+                              p_prompt_sha256, p_key_bases[v_band], p_estimates[v_band], p_hourly_limit,
+                              p_env_kill_switch, p_breaker_open_s) a;
 END $$

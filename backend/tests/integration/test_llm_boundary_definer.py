@@ -55,6 +55,8 @@ REACHES = {"settle": SETTLE, "fail": "SELECT llm_fail(:call, 'mock', 'mock-defin
 STEPS = {  # told a tenant and user: app_system's LLM functions verified them, the runtime may not call these
     "finish": "SELECT llm_finish(:tenant, :user, :call, 'blocked', 'attack', NULL, false, false, NULL)",
     "release": "SELECT llm_release(:tenant, :user, :call, 2)",
+    "admit_for": "SELECT * FROM llm_admit_for(:tenant, :user, 'attack', 'route', 1, 'cheap', 'mock', 'mock-definer', "
+    "'sha', 'base', 2, 1e9, false, 30)",
 }
 CALL_STATE = (
     "SELECT c.status, r.status AS reservation, b.reserved_cents, b.spent_cents, "
@@ -122,7 +124,7 @@ def test_a_call_of_another_tenant_or_user_is_out_of_reach(
 
 
 @pytest.mark.parametrize("step", list(STEPS))
-def test_the_steps_inside_settle_and_fail_are_not_the_runtimes_to_call(
+def test_the_steps_inside_the_boundary_functions_are_not_the_runtimes_to_call(
     runtime_engine: Engine, pending_call: PendingCall, step: str
 ) -> None:
     with (
@@ -170,6 +172,26 @@ def test_control_a_finish_without_its_tenant_filter_is_caught(
     with unfiltered, tenant_transaction_sync(two_tenants.b.context, runtime_engine) as conn:
         conn.execute(text(REACHES["fail"]), {"call": pending_call.call_id})
     assert state(topology, pending_call)[0] == "failed"  # the check above would have failed
+
+
+def test_control_a_settle_without_its_tenant_filter_is_caught(
+    runtime_engine: Engine,
+    owner_engine: Engine,
+    topology: Topology,
+    two_tenants: TwoTenants,
+    pending_call: PendingCall,
+) -> None:
+    """settle finishes the row first and writes the rest only when that update found the caller's call."""
+    unfiltered = replaced(
+        owner_engine,
+        "llm_settle",
+        "WHERE id = p_call AND tenant_id = v_tenant AND user_id = v_user AND",
+        "WHERE id = p_call AND",
+    )
+    with unfiltered, tenant_transaction_sync(two_tenants.b.context, runtime_engine) as conn:
+        conn.execute(text(REACHES["settle"]), {"call": pending_call.call_id, "key": f"k-{uuid.uuid4().hex}", "cost": 5})
+    called = state(topology, pending_call)
+    assert (called[0], called[-1]) == ("succeeded", 2)  # the check above would have failed
 
 
 @pytest.mark.parametrize("forgery", [*FORGERIES, "none"])
@@ -232,7 +254,7 @@ def test_another_users_request_id_reveals_no_call(runtime_engine: Engine, pendin
 def test_control_a_duplicate_lookup_without_the_user_would_reveal_it(
     runtime_engine: Engine, owner_engine: Engine, pending_call: PendingCall
 ) -> None:
-    with replaced(owner_engine, "llm_admit", "c.user_id = v_user AND ", ""):
+    with replaced(owner_engine, "llm_admit_for", "c.user_id = p_user AND ", ""):
         admitted = another_users_admission(runtime_engine, pending_call)
     assert admitted.call_id == pending_call.call_id
 

@@ -199,10 +199,10 @@ def altered(kind: str, stem: str, old: str, new: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("stem", "old", "new"),
     [
-        pytest.param("llm_admit", "'breaker_open'", "'breaker_shut'", id="a-changed-literal"),
+        pytest.param("llm_admit_for", "'breaker_open'", "'breaker_shut'", id="a-changed-literal"),
         # Joining two lines puts the statement after a comment into it: whitespace, but not harmless.
         pytest.param(
-            "llm_admit",
+            "llm_admit_for",
             "read together\n    SELECT p_env_kill_switch",
             "read together SELECT p_env_kill_switch",
             id="code-swallowed-by-a-comment",
