@@ -1,0 +1,124 @@
+"""One side of ``scripts/ci/ab_interleaved.py``: drives one commit's LLM boundary, in blocks, on request.
+
+Run by the coordinator with the side's own interpreter, its checkout as the working directory and
+``PYTHONPATH`` naming that checkout, so every import below is the side's code: its topology, its
+boundary, its migrations. This file itself is only the protocol, and it holds to what every commit
+the A/B may compare has had since the boundary existed (``scripts.topology``, ``app.llm.boundary``,
+``scripts.bench.llm_calls.mock_boundary``, ``tenant_transaction_sync``); ``create_tenant`` moved
+with the domain layout, so both homes are tried.
+
+Protocol, one JSON document per line:
+
+- on start: the side's topology comes up, the api and worker stop (``llm_boundary_bench``'s isolated
+  condition), a tenant is made, ``--warmup`` calls are made; then ``{"ready": true, "commit": ...}``.
+- ``{"calls": N}`` -> N provider-backed boundary calls one after another, then N reference units,
+  and ``{"overhead_ms": [...], "units_ms": [...], "reference_ms": [...]}``: per call, its wall time
+  minus the provider latency in its own ledger row (the bench's definition of overhead), and the
+  wall time of each of its units of work (admission, settle); per reference unit (one tenant unit of
+  work running ``SELECT 1``, as in ``llm_boundary_bench``), its wall time. The units tell where a
+  difference lies: in the boundary's own statements, or in what every unit of work pays.
+- ``{"quit": true}`` or end of input -> the topology is torn down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+import app.llm.boundary as boundary_module
+from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
+from scripts.bench.llm_calls import mock_boundary
+from scripts.topology import Topology, TopologyConfig
+
+try:
+    from app.tenants.service import create_tenant
+except ImportError:  # a commit from before the domain layout
+    from app.services.tenants import create_tenant  # type: ignore[import-not-found,no-redef]
+
+REFERENCE_SQL = pipelined("SELECT 1")
+LATENCIES = text("SELECT id, latency_ms FROM llm_api_calls WHERE id = ANY(CAST(:ids AS uuid[]))")
+
+
+def reply(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document) + "\n")
+    sys.stdout.flush()
+
+
+class UnitTimer:
+    """Times each unit of work the boundary opens (its module's ``tenant_pipeline_sync``, wrapped)."""
+
+    def __init__(self) -> None:
+        self.units: list[float] = []
+        self.opened = tenant_pipeline_sync  # the function app.llm.boundary imported
+
+    @contextmanager
+    def timed(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        started = time.perf_counter()
+        with self.opened(*args, **kwargs) as unit:
+            yield unit
+        self.units.append((time.perf_counter() - started) * 1000)
+
+    def install(self) -> None:
+        boundary_module.tenant_pipeline_sync = self.timed  # type: ignore[attr-defined]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", required=True, help="the topology's run name (unique per side)")
+    parser.add_argument("--artifacts", type=Path, required=True)
+    parser.add_argument("--warmup", type=int, default=30)
+    args = parser.parse_args(argv)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    config = TopologyConfig(artifact_dir=args.artifacts, name=args.name, stop_grace_s=2)
+    with Topology(config) as topo:
+        assert topo.dsns is not None
+        gate = mock_boundary(topo.dsns.runtime_sync, topo.mock_url)
+        assert gate.engine is not None
+        with gate.engine.begin() as conn:
+            tenant = create_tenant(conn, f"ab-{args.name}", user_id="ab")
+        for service in ("api", "worker"):
+            topo.stop_service(service)
+        for n in range(args.warmup):
+            gate.call(tenant.context, "route", f"ab-warmup-{n}", f"warm-up question {n}")
+        timer = UnitTimer()
+        timer.install()
+        reply({"ready": True, "commit": commit})
+        for block, line in enumerate(sys.stdin):
+            request = json.loads(line)
+            if request.get("quit"):
+                break
+            walls: dict[str, float] = {}
+            units: list[list[float]] = []
+            for n in range(int(request["calls"])):
+                timer.units.clear()
+                started = time.perf_counter()
+                outcome = gate.call(tenant.context, "route", f"ab-{block}-{n}", f"ab question {block}-{n}")
+                walls[outcome.call_id] = (time.perf_counter() - started) * 1000
+                units.append(list(timer.units))
+                if outcome.status != "succeeded" or outcome.was_cached:
+                    reply({"error": f"call {block}-{n}: {outcome.status} {outcome.blocked_reason or ''}"})
+                    return 1
+            with tenant_transaction_sync(tenant.context, gate.engine) as conn:
+                latency = {str(r.id): float(r.latency_ms) for r in conn.execute(LATENCIES, {"ids": list(walls)})}
+            reference = []
+            for _ in range(int(request["calls"])):
+                started = time.perf_counter()
+                with tenant_pipeline_sync(tenant.context, gate.engine) as unit:
+                    unit.send(REFERENCE_SQL, {})
+                reference.append((time.perf_counter() - started) * 1000)
+            overhead = [wall - latency[call] for call, wall in walls.items()]
+            reply({"overhead_ms": overhead, "units_ms": units, "reference_ms": reference})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
