@@ -279,25 +279,31 @@ class Pipeline:
 
 @contextmanager
 def tenant_pipeline_sync(ctx: TenantContext, engine: Engine | None = None) -> Iterator[Pipeline]:
-    """``tenant_transaction_sync`` in one round trip: BEGIN, the tenant context, the statements sent
-    in the block and COMMIT travel together when the block ends, and every answer comes back at once.
+    """``tenant_transaction_sync`` in one round trip: the tenant context and the statements sent in
+    the block travel together when the block ends, and every answer comes back at once.
 
-    The connection is in autocommit mode for the block and the unit sends BEGIN and COMMIT itself:
-    psycopg's own BEGIN waits for the server's answer before anything else is sent, and its pipeline
-    ends with one more wait, so the same unit cost three round trips."""
+    One transaction without BEGIN or COMMIT statements: the connection is in autocommit mode for the
+    block, and PostgreSQL runs everything a pipeline sends before its Sync as one transaction,
+    committed at the Sync, or rolled back there when a statement failed (the extended query
+    protocol; psycopg sends the one Sync when the block ends). An exception raised in the block
+    sends ROLLBACK before that Sync, so nothing the block sent is committed. psycopg's own
+    transaction would cost three round trips (its BEGIN waits for the server, then the commit, then
+    the pipeline's end); sending BEGIN and COMMIT ourselves, one, at two statements more."""
     pooled = (engine or sync_engine()).raw_connection()
     conn = pooled.driver_connection
     assert isinstance(conn, psycopg.Connection)
     conn.autocommit = True
     try:
         with conn.pipeline():
-            conn.execute("BEGIN")
             conn.execute(_SET_CONTEXT_PIPELINED, ctx.as_params())
-            yield Pipeline(conn)
-            conn.execute("COMMIT")
+            try:
+                yield Pipeline(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")  # aborts the pipeline's transaction (a warning: it has no BEGIN)
+                raise
     except BaseException:
         try:
-            conn.rollback()  # a no-op unless the transaction is still open (or failed)
+            conn.rollback()  # a no-op unless a transaction is still open (or failed)
         except psycopg.Error:
             pooled.invalidate()  # the connection is gone; the pool must not hand it out again
         raise
