@@ -1,4 +1,5 @@
-"""The before/after verdict of scripts/ci/ab_compare.py: medians per side, ratio new/old, tolerance."""
+"""The before/after verdicts of scripts/ci/ab_compare.py (medians per side, ratio new/old, tolerance)
+and scripts/ci/ab_interleaved.py (pooled percentiles, per pair of blocks beside)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from scripts.ci.ab_compare import measure_llm, summarize
+from scripts.ci.ab_interleaved import order
+from scripts.ci.ab_interleaved import summarize as interleaved_summary
 
 
 def rounds(p50: list[float], p99: list[float]) -> list[dict[str, float]]:
@@ -32,3 +35,25 @@ def test_a_context_state_is_refused_for_a_side_whose_bench_cannot_switch(tmp_pat
     bench.write_text('parser.add_argument("--realistic-rounds")\n')
     with pytest.raises(ValueError, match="no --context option"):
         measure_llm(tmp_path, "side", "unsigned")
+
+
+def test_interleaved_turns_alternate_which_side_goes_first() -> None:
+    assert [order(block) for block in range(3)] == [("old", "new"), ("new", "old"), ("old", "new")]
+
+
+def blocks_of(*values: float) -> list[list[float]]:
+    return [[value] * 5 for value in values]
+
+
+def test_interleaved_verdict_on_pooled_overheads_with_the_pairs_beside() -> None:
+    result = interleaved_summary({"old": blocks_of(4, 5, 4, 5), "new": blocks_of(4.2, 5.2, 4.1, 5.3)}, 0.10)
+    assert result["ratio_new_to_old"]["overhead_p50_ms"] <= 1.10
+    assert result["within_tolerance"]
+    pairs = result["p50_ratio_per_pair_of_blocks"]
+    assert (pairs["pairs"], pairs["new_slower_in"]) == (2, 2)
+
+
+def test_control_interleaved_verdict_fails_a_new_side_slower_in_every_block() -> None:
+    result = interleaved_summary({"old": blocks_of(4, 5, 4, 5), "new": blocks_of(4.8, 6, 4.8, 6)}, 0.10)
+    assert result["ratio_new_to_old"]["overhead_p50_ms"] == 1.2
+    assert not result["within_tolerance"]
