@@ -3,11 +3,12 @@ and scripts/ci/ab_interleaved.py (pooled percentiles, per pair of blocks beside)
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from scripts.ci.ab_compare import measure_llm, summarize
+from scripts.ci.ab_compare import measure_llm, resolve, summarize
 from scripts.ci.ab_interleaved import order
 from scripts.ci.ab_interleaved import summarize as interleaved_summary
 
@@ -57,3 +58,22 @@ def test_control_interleaved_verdict_fails_a_new_side_slower_in_every_block() ->
     result = interleaved_summary({"old": blocks_of(4, 5, 4, 5), "new": blocks_of(4.8, 6, 4.8, 6)}, 0.10)
     assert result["ratio_new_to_old"]["overhead_p50_ms"] == 1.2
     assert not result["within_tolerance"]
+
+
+def test_a_ref_is_resolved_in_this_repository_not_in_a_reused_clone(tmp_path: Path) -> None:
+    """HEAD in a clone kept from an earlier run is that clone's commit; the A/B must measure this one's."""
+    source, clone = tmp_path / "source", tmp_path / "clone"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+
+    def commit(repo: Path, message: str) -> str:
+        subprocess.run([*git, "-C", str(repo), "commit", "-q", "--allow-empty", "-m", message], check=True)
+        return subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    subprocess.run(["git", "init", "-q", str(source)], check=True)
+    first = commit(source, "first")
+    subprocess.run(["git", "clone", "-q", "--shared", str(source), str(clone)], check=True)
+    second = commit(source, "second")
+    assert resolve("HEAD", source) == second
+    assert resolve("HEAD", clone) == first  # the control: what resolving in the clone would have measured

@@ -53,10 +53,17 @@ def run(
     return done.stdout
 
 
+def resolve(ref: str, repo: Path = REPO_ROOT) -> str:
+    """The commit ``ref`` names in this repository. A clone reused from an earlier run (--work-dir)
+    has a HEAD and branches of its own, so a name resolved there could be an older commit."""
+    return run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo).strip()
+
+
 def checkout(ref: str, where: Path) -> str:
+    commit = resolve(ref)
     if not where.exists():
         run(["git", "clone", "--quiet", "--shared", str(REPO_ROOT), str(where)], REPO_ROOT)
-    run(["git", "checkout", "--quiet", ref], where)
+    run(["git", "checkout", "--quiet", "--detach", commit], where)  # a shared clone sees every object here
     run(["make", "setup"], where, timeout=1800)
     return run(["git", "rev-parse", "HEAD"], where).strip()
 
