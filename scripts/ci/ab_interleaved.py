@@ -47,8 +47,10 @@ class Side:
 
     def __init__(self, name: str, directory: Path, warmup: int) -> None:
         python, env = side_python(directory)
-        env["PYTHONPATH"] = os.pathsep.join([str(directory), str(directory / "backend")])
-        argv = [python, str(DRIVER), "--name", f"ab-il-{name}", "--artifacts", str(directory / "artifacts" / "ab-il")]
+        # python -c puts the working directory (the side's checkout) first on the import path, and
+        # runpy runs the driver from this checkout without adding its folder: the side's code is imported.
+        launch = f"import runpy; runpy.run_path({str(DRIVER)!r}, run_name='__main__')"
+        argv = [python, "-c", launch, "--name", f"ab-il-{name}", "--artifacts", str(directory / "artifacts" / "ab-il")]
         self.name = name
         self.process = subprocess.Popen(
             [*argv, "--warmup", str(warmup)],

@@ -1,11 +1,14 @@
 """One side of ``scripts/ci/ab_interleaved.py``: drives one commit's LLM boundary, in blocks, on request.
 
-Run by the coordinator with the side's own interpreter, its checkout as the working directory and
-``PYTHONPATH`` naming that checkout, so every import below is the side's code: its topology, its
-boundary, its migrations. This file itself is only the protocol, and it holds to what every commit
-the A/B may compare has had since the boundary existed (``scripts.topology``, ``app.llm.boundary``,
-``scripts.bench.llm_calls.mock_boundary``, ``tenant_transaction_sync``); ``create_tenant`` moved
-with the domain layout, so both homes are tried.
+Run by the coordinator with the side's own interpreter and its checkout as the working directory,
+which is first on the import path (``python -c``), so every import below is the side's code: its
+topology, its boundary, its migrations. A commit from before the project installed as a package
+finds its ``app`` only after ``import scripts`` (which put ``backend/`` on the path then), so the
+``app`` imports come second, inside the functions. This file itself is only the protocol, and it
+holds to what every commit the A/B may compare has had since the boundary existed
+(``scripts.topology``, ``app.llm.boundary``, ``scripts.bench.llm_calls.mock_boundary``,
+``tenant_transaction_sync``); ``create_tenant`` moved with the domain layout, so both homes are
+tried.
 
 Protocol, one JSON document per line:
 
@@ -34,17 +37,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-import app.llm.boundary as boundary_module
-from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
 from scripts.bench.llm_calls import mock_boundary
 from scripts.topology import Topology, TopologyConfig
 
-try:
-    from app.tenants.service import create_tenant
-except ImportError:  # a commit from before the domain layout
-    from app.services.tenants import create_tenant  # type: ignore[import-not-found,no-redef]
-
-REFERENCE_SQL = pipelined("SELECT 1")
 LATENCIES = text("SELECT id, latency_ms FROM llm_api_calls WHERE id = ANY(CAST(:ids AS uuid[]))")
 
 
@@ -57,6 +52,8 @@ class UnitTimer:
     """Times each unit of work the boundary opens (its module's ``tenant_pipeline_sync``, wrapped)."""
 
     def __init__(self) -> None:
+        from app.core.db import tenant_pipeline_sync
+
         self.units: list[float] = []
         self.opened = tenant_pipeline_sync  # the function app.llm.boundary imported
 
@@ -68,10 +65,21 @@ class UnitTimer:
         self.units.append((time.perf_counter() - started) * 1000)
 
     def install(self) -> None:
+        import app.llm.boundary as boundary_module
+
         boundary_module.tenant_pipeline_sync = self.timed  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Second, after scripts: see the module's docstring.
+    from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
+
+    try:
+        from app.tenants.service import create_tenant
+    except ImportError:  # a commit from before the domain layout
+        from app.services.tenants import create_tenant  # type: ignore[import-not-found,no-redef]
+
+    reference_sql = pipelined("SELECT 1")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True, help="the topology's run name (unique per side)")
     parser.add_argument("--artifacts", type=Path, required=True)
@@ -113,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(int(request["calls"])):
                 started = time.perf_counter()
                 with tenant_pipeline_sync(tenant.context, gate.engine) as unit:
-                    unit.send(REFERENCE_SQL, {})
+                    unit.send(reference_sql, {})
                 reference.append((time.perf_counter() - started) * 1000)
             overhead = [wall - latency[call] for call, wall in walls.items()]
             reply({"overhead_ms": overhead, "units_ms": units, "reference_ms": reference})
