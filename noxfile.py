@@ -32,15 +32,14 @@ def split_marker(args: list[str], marker: str) -> tuple[list[str], list[str]]:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """pytest on three xdist workers, one test file per worker at a time (each worker brings up its
-    own topology; much of a file's time is spent waiting on a topology or a deadline, so a third
-    worker fits on two cores), then the ``timing`` tests alone: a latency compared while another
-    worker runs an integration suite measures the neighbour. ``nox -s tests -- ARGS`` hands ARGS to both runs (a
+    """pytest on two xdist workers, one test file per worker at a time (each worker brings up its own
+    topology), then the ``timing`` tests alone: a latency compared while the other worker runs an
+    integration suite measures the neighbour. ``nox -s tests -- ARGS`` hands ARGS to both runs (a
     file, ``-k expr``, ``-m expr``); a run that selects nothing (pytest's exit 5) is not a failure."""
     install_locked(session)
     parallel, alone = split_marker(session.posargs, "timing")
     # --durations: the slowest tests of each run in the log, where CI's time budget goes
-    session.run("pytest", "-n", "3", "--dist", "loadfile", "--durations=15", *parallel, success_codes=[0, 5])
+    session.run("pytest", "-n", "2", "--dist", "loadfile", "--durations=15", *parallel, success_codes=[0, 5])
     session.run("pytest", "--durations=5", *alone, success_codes=[0, 5])
 
 
