@@ -183,7 +183,7 @@ def cmd_shutoff_lift(conn: Connection, args: argparse.Namespace) -> dict[str, An
     row = conn.execute(
         text(
             "UPDATE llm_hourly_shutoff h SET shut_off = false, reason = 'lifted by an operator' "
-            "WHERE tenant_id = :t AND user_id = :u AND hour_start = date_trunc('hour', now()) AND shut_off "
+            "WHERE tenant_id = :t AND user_id = :u AND hour_start = date_trunc('hour', now(), 'UTC') AND shut_off "
             "RETURNING h.spent_cents >= (SELECT hourly_limit_cents FROM llm_limits) AS at_limit"
         ),
         {"t": args.tenant, "u": args.user},

@@ -303,3 +303,42 @@ def test_control_a_settle_in_the_sessions_time_zone_would_key_another_hour(
     with replaced(owner_engine, "llm_settle", "date_trunc('hour', now(), 'UTC')", "date_trunc('hour', now())"):
         _, utc_hour = settle_own_call(runtime_engine, topology, pending_call, 1, "INTERVAL '+00:17' HOUR TO MINUTE")
     assert utc_hour is False
+
+
+# /metrics reads the hour the boundary writes: UTC's, whatever the session's TimeZone (migration 0028).
+SHUT_OFF_NOW = (
+    "INSERT INTO llm_hourly_shutoff (tenant_id, user_id, hour_start, spent_cents, shut_off) "
+    "VALUES (%(t)s, %(u)s, date_trunc('hour', now(), 'UTC'), 1, true)"
+)
+
+
+def shutoffs_counted_from(runtime_engine: Engine, topology: Topology, zone: str) -> int:
+    """How many more users /metrics counts as shut off this hour once a fresh tenant's user is,
+    asked from a session in time zone ``zone``."""
+
+    def counted() -> int:
+        with runtime_engine.begin() as conn:
+            conn.execute(text(f"SET LOCAL TIME ZONE {zone}"))
+            return int(conn.execute(text("SELECT metrics_llm_shutoffs()")).scalar_one())
+
+    with runtime_engine.begin() as conn:
+        tenant = create_tenant(conn, f"metrics-{uuid.uuid4().hex[:6]}")
+    before = counted()
+    with psycopg.connect(superuser_dsn(topology)) as conn:
+        conn.execute(SHUT_OFF_NOW, {"t": tenant.tenant_id, "u": tenant.user_id})
+    return counted() - before
+
+
+def test_metrics_count_the_utc_hours_shutoffs_from_a_session_off_utc(
+    runtime_engine: Engine, topology: Topology
+) -> None:
+    assert shutoffs_counted_from(runtime_engine, topology, "INTERVAL '+00:17' HOUR TO MINUTE") == 1
+
+
+def test_control_metrics_in_the_sessions_time_zone_would_miss_it(
+    runtime_engine: Engine, owner_engine: Engine, topology: Topology
+) -> None:
+    with replaced(
+        owner_engine, "metrics_llm_shutoffs", "date_trunc('hour', now(), 'UTC')", "date_trunc('hour', now())"
+    ):
+        assert shutoffs_counted_from(runtime_engine, topology, "INTERVAL '+00:17' HOUR TO MINUTE") == 0
