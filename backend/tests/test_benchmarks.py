@@ -20,6 +20,7 @@ from app.llm.config import LLMConfig
 from app.llm.providers import ChatProvider
 from app.llm.router import Tier
 from scripts.bench import topology_bench
+from scripts.bench.llm_boundary_bench import TARGETS as LLM_TARGETS
 from scripts.bench.llm_boundary_bench import direct_call
 from scripts.bench.llm_calls import mock_config
 from scripts.bench.topology_bench import TARGETS, verdict
@@ -155,3 +156,18 @@ def test_function_costs_counts_every_verification_and_its_share() -> None:
     assert summary["llm_functions_ms_per_call"] == 1.0
     assert summary["verification_share"] == 0.3
     assert summarize({})["verification_share"] == 0.0
+
+
+def llm_result(overhead_p50: float, direct_p50: float) -> dict[str, float]:
+    ratio = round(overhead_p50 / direct_p50, 2)
+    return {"overhead_over_direct_p50_ratio": ratio, "overhead_p99_ms": 10.2, "cache_hit_p99_ms": 6.5}
+
+
+def test_the_llm_boundary_is_judged_against_its_own_runs_direct_call() -> None:
+    """A machine 1.8 times slower (CI on 2026-12-07: direct 2.55 ms, overhead 6.48) passes."""
+    assert verdict(llm_result(6.48, 2.55), LLM_TARGETS) is ExitCode.PASS
+    assert verdict(llm_result(4.08, 1.44), LLM_TARGETS) is ExitCode.PASS
+
+
+def test_control_a_boundary_four_times_a_direct_call_fails() -> None:
+    assert verdict(llm_result(5.8, 1.45), LLM_TARGETS) is ExitCode.GATE_FAILED
