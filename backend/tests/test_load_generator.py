@@ -198,6 +198,7 @@ def test_control_a_disagreement_that_repeats_fails(monkeypatch: pytest.MonkeyPat
     scripted_tools(monkeypatch, [(5.2, 8.0), (5.1, 7.9)])
     result = crosscheck(rate=800, duration_s=30, delay_ms=2)
     assert (result["status"], result["disagreements"]) == ("failed", ["p99_ms"])
+    assert [a["order"] for a in result["attempts"]] == ["ours first"]  # the first try kept beside the second
 
 
 def test_a_tool_that_could_not_hold_the_rate_fails_without_a_second_try(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -172,8 +172,8 @@ def crosscheck(
                 ours = run_ours(url, rate, duration_s)
                 k6 = run_k6(url, rate, duration_s)
             judged = verdict(ours, k6, abs_ms, relative)
-            if judged["status"] != "failed" or tool_failures(ours, k6):
-                break  # passed, invalid, or a tool that could not hold the rate: no second try
+            if judged["status"] != "failed" or tool_failures(ours, k6) or k6_first:
+                break  # passed, invalid, a tool that could not hold the rate, or the second try: judged
             attempts.append({"order": "k6 first" if k6_first else "ours first", **judged, "ours": ours, "k6": k6})
     return {
         **judged,
