@@ -47,7 +47,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
+from app.core.db import pipelined, tenant_statement_sync, tenant_transaction_sync
 from app.core.settings import to_sync_url
 from app.core.tenancy import TenantContext
 from app.llm.boundary import Boundary
@@ -127,8 +127,7 @@ def measure_round(
         measured.direct.append(direct_call(direct, gate.config, model, f"direct {number}-{n}"))
     for _ in range(calls):
         started = time.perf_counter()
-        with tenant_pipeline_sync(ctx, gate.engine) as unit:
-            unit.send(REFERENCE_SQL, {})
+        tenant_statement_sync(ctx, REFERENCE_SQL, {}, gate.engine)
         measured.reference.append((time.perf_counter() - started) * 1000)
     for n in range(calls):
         started = time.perf_counter()

@@ -49,16 +49,26 @@ def reply(document: dict[str, Any]) -> None:
 
 
 class UnitTimer:
-    """Times each unit of work the boundary opens (its module's ``tenant_pipeline_sync``, wrapped)."""
+    """Times each unit of work the boundary opens: its module's ``tenant_statement_sync`` (one
+    statement per unit) or, in a commit from before it, ``tenant_pipeline_sync`` (a block), wrapped.
+    ``reference`` runs ``SELECT 1`` as one such unit."""
 
     def __init__(self) -> None:
-        from app.core.db import tenant_pipeline_sync
+        import app.core.db as db
 
         self.units: list[float] = []
-        self.opened = tenant_pipeline_sync  # the function app.llm.boundary imported
+        self.one_statement = hasattr(db, "tenant_statement_sync")
+        # Any: which of the two this commit has is known only at run time.
+        self.opened: Any = getattr(db, "tenant_statement_sync" if self.one_statement else "tenant_pipeline_sync")
+
+    def statement(self, *args: Any, **kwargs: Any) -> list[Any]:
+        started = time.perf_counter()
+        rows: list[Any] = self.opened(*args, **kwargs)
+        self.units.append((time.perf_counter() - started) * 1000)
+        return rows
 
     @contextmanager
-    def timed(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+    def block(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         started = time.perf_counter()
         with self.opened(*args, **kwargs) as unit:
             yield unit
@@ -67,12 +77,24 @@ class UnitTimer:
     def install(self) -> None:
         import app.llm.boundary as boundary_module
 
-        boundary_module.tenant_pipeline_sync = self.timed  # type: ignore[attr-defined]
+        if self.one_statement:
+            boundary_module.tenant_statement_sync = self.statement  # type: ignore[attr-defined]
+        else:
+            boundary_module.tenant_pipeline_sync = self.block  # type: ignore[attr-defined]
+
+    def reference(self, ctx: Any, engine: Any, sql: str) -> float:
+        started = time.perf_counter()
+        if self.one_statement:
+            self.opened(ctx, sql, {}, engine)
+        else:
+            with self.opened(ctx, engine) as unit:
+                unit.send(sql, {})
+        return (time.perf_counter() - started) * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
     # Second, after scripts: see the module's docstring.
-    from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
+    from app.core.db import pipelined, tenant_transaction_sync
 
     try:
         from app.tenants.service import create_tenant
@@ -117,12 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
             with tenant_transaction_sync(tenant.context, gate.engine) as conn:
                 latency = {str(r.id): float(r.latency_ms) for r in conn.execute(LATENCIES, {"ids": list(walls)})}
-            reference = []
-            for _ in range(int(request["calls"])):
-                started = time.perf_counter()
-                with tenant_pipeline_sync(tenant.context, gate.engine) as unit:
-                    unit.send(reference_sql, {})
-                reference.append((time.perf_counter() - started) * 1000)
+            reference = [
+                timer.reference(tenant.context, gate.engine, reference_sql) for _ in range(int(request["calls"]))
+            ]
             overhead = [wall - latency[call] for call, wall in walls.items()]
             reply({"overhead_ms": overhead, "units_ms": units, "reference_ms": reference})
     return 0

@@ -8,9 +8,9 @@ token (``app.core.tenancy``) inside its transaction, so row-level security sees 
                                             function call on a bare     (passes a signed token)
                                             asyncpg pool
     a worker task or probe (sync code)      tenant_transaction_sync     worker tasks, readiness
-    the LLM boundary's bookkeeping          tenant_pipeline_sync: the   llm.boundary
-                                            whole unit, BEGIN to
-                                            COMMIT, in one round trip
+    the LLM boundary's bookkeeping          tenant_statement_sync: the  llm.boundary
+                                            context and one function
+                                            call, in one round trip
     before a tenant is known (API-key       system_transaction: no      tenants.auth, metrics
     lookup) or cross-tenant aggregates      tenant context, so RLS
     through app_system's functions          shows nothing by itself
@@ -262,45 +262,32 @@ def pipelined(statement: str | TextClause) -> str:
 _SET_CONTEXT_PIPELINED = pipelined(SET_CONTEXT_SQL)
 
 
-class Pipeline:
-    """A tenant transaction in psycopg pipeline mode. ``send`` queues a statement and returns at once;
-    the server runs statements in the order they were sent, so row locks are still taken in a fixed
-    order, which one statement's CTEs do not guarantee. Read the cursors after the block, when the
-    commit has answered; reading one inside it waits for the server, in the still-open transaction."""
+def tenant_statement_sync(
+    ctx: TenantContext, statement: str, params: Mapping[str, Any], engine: Engine | None = None
+) -> list[Any]:
+    """One statement in the tenant's context, in one round trip, and its rows (as named tuples).
 
-    def __init__(self, conn: psycopg.Connection[object]) -> None:
-        self.conn = conn
-
-    def send(self, sql: str, params: Mapping[str, Any]) -> psycopg.Cursor[Any]:
-        cursor = self.conn.cursor(row_factory=namedtuple_row)
-        cursor.execute(sql, params)
-        return cursor
-
-
-@contextmanager
-def tenant_pipeline_sync(ctx: TenantContext, engine: Engine | None = None) -> Iterator[Pipeline]:
-    """``tenant_transaction_sync`` in one round trip: the tenant context and the statements sent in
-    the block travel together when the block ends, and every answer comes back at once.
-
-    One transaction without BEGIN or COMMIT statements: the connection is in autocommit mode for the
-    block, and PostgreSQL runs everything a pipeline sends before its Sync as one transaction,
-    committed at the Sync, or rolled back there when a statement failed (the extended query
-    protocol; psycopg sends the one Sync when the block ends). An exception raised in the block
-    sends ROLLBACK before that Sync, so nothing the block sent is committed. psycopg's own
-    transaction would cost three round trips (its BEGIN waits for the server, then the commit, then
-    the pipeline's end); sending BEGIN and COMMIT ourselves, one, at two statements more."""
+    The tenant context and the statement are sent together in psycopg pipeline mode, on a connection
+    in autocommit mode, and psycopg sends the one Sync when both are queued; PostgreSQL runs what
+    came before a Sync as one implicit transaction, committed there, or rolled back if either failed.
+    No BEGIN and COMMIT statements are needed, and none can be forgotten: the context is set with
+    ``is_local``, so it ends with that transaction, and the statement is atomic on its own. Hence
+    one statement and no block of the caller's: whatever interrupts this function (an error, a
+    signal's exception, a lost connection), either the whole statement committed or nothing did. A
+    unit of several writing statements sent this way could commit a prefix if interrupted between
+    them; that is why this takes one, and the LLM boundary's steps are each one function call.
+    psycopg's own transaction would wait for the server three times (its BEGIN, the commit, the
+    pipeline's end)."""
     pooled = (engine or sync_engine()).raw_connection()
     conn = pooled.driver_connection
     assert isinstance(conn, psycopg.Connection)
     conn.autocommit = True
     try:
+        cursor = conn.cursor(row_factory=namedtuple_row)
         with conn.pipeline():
             conn.execute(_SET_CONTEXT_PIPELINED, ctx.as_params())
-            try:
-                yield Pipeline(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")  # aborts the pipeline's transaction (a warning: it has no BEGIN)
-                raise
+            cursor.execute(statement, params)
+        return cursor.fetchall()
     except BaseException:
         try:
             conn.rollback()  # a no-op unless a transaction is still open (or failed)

@@ -11,9 +11,10 @@ processes agree. The raw prompt is never stored: only its sha256.
 Python decides what needs configuration or the prompt (the tier, the model, prices, the cache key's
 base) and talks to the provider; the state changes of steps 2-7 and of step 9 run in the database
 as ``llm_route_admit`` (the budget share picks the router's band, then ``llm_admit``) and
-``llm_settle`` / ``llm_fail`` (backend/sql/functions), one transaction each. A provider call costs
-two round trips to PostgreSQL (route, admit and commit; settle and commit), where one statement per
-step cost about eleven. Those functions are app_system's SECURITY DEFINER ones: each verifies the
+``llm_settle`` / ``llm_fail`` (backend/sql/functions), one statement and so one transaction each
+(``tenant_statement_sync``: all of a step or none of it, whatever interrupts the caller). A
+provider call costs two round trips to PostgreSQL (route and admit; settle), where one statement
+per step cost about eleven. Those functions are app_system's SECURITY DEFINER ones: each verifies the
 signed tenant context once and names its tenant and user in every statement, where row-level
 security verified it again in every policy of every statement (migration 0026).
 """
@@ -22,13 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 
-from app.core.db import Pipeline, pipelined, tenant_pipeline_sync
+from app.core.db import pipelined, tenant_statement_sync
 from app.core.settings import Settings
 from app.core.tenancy import TenantContext
 from app.llm.config import LLMConfig
@@ -104,8 +104,9 @@ class Boundary:
             raise ValueError("no LLM endpoint: set LLM_BASE_URL (or MOCK_PLATFORM_URL for the mock)")
         return cls(LLMConfig.from_settings(settings), settings.llm_url, api_key=settings.llm_api_key, engine=engine)
 
-    def _tx(self, ctx: TenantContext) -> AbstractContextManager[Pipeline]:
-        return tenant_pipeline_sync(ctx, self.engine)
+    def _run(self, ctx: TenantContext, statement: str, params: dict[str, Any]) -> list[Any]:
+        """One step's function call: one round trip, all of it committed or none of it."""
+        return tenant_statement_sync(ctx, statement, params, self.engine)
 
     def call(self, ctx: TenantContext, endpoint: str, request_id: str, prompt: str) -> CallOutcome:
         score, tiers = route_by_band(endpoint, prompt)  # 1. router: a tier per budget-pressure band
@@ -113,28 +114,27 @@ class Boundary:
         # Bands often share a model: hash the prompt and price it once per model, not once per band.
         key_bases = {m: cache_key_base(endpoint, self.config.provider, m, prompt) for m in set(models)}
         estimates = {m: self.config.estimate_cents(m, prompt) for m in set(models)}
-        with self._tx(ctx) as tx:
-            admitted = tx.send(  # 1 (the band) and 2-7: claim, kill switch, hourly shutoff, reservation, cache, breaker
-                ROUTE_ADMIT,
-                {
-                    "request_id": request_id,
-                    "endpoint": endpoint,
-                    "complexity": score,
-                    "monthly_limit": self.config.monthly_budget_cents,
-                    "pressure": list(PRESSURE_THRESHOLDS),
-                    "tiers": [tier.value for tier in tiers],
-                    "models": models,
-                    "key_bases": [key_bases[m] for m in models],
-                    "estimates": [estimates[m] for m in models],
-                    "provider": self.config.provider,
-                    "sha": prompt_sha256(prompt),
-                    "hourly_limit": self.config.hourly_limit_cents,
-                    "env_kill_switch": self.config.env_kill_switch,
-                    "breaker_open_s": self.config.breaker_open_s,
-                },
-            )
-        admission = admitted.fetchone()  # committed with the unit: admission is durable before the provider
-        assert admission is not None  # llm_route_admit always returns its one row
+        admitted = self._run(  # 1 (the band) and 2-7: claim, kill switch, hourly shutoff, reservation, cache, breaker
+            ctx,
+            ROUTE_ADMIT,
+            {
+                "request_id": request_id,
+                "endpoint": endpoint,
+                "complexity": score,
+                "monthly_limit": self.config.monthly_budget_cents,
+                "pressure": list(PRESSURE_THRESHOLDS),
+                "tiers": [tier.value for tier in tiers],
+                "models": models,
+                "key_bases": [key_bases[m] for m in models],
+                "estimates": [estimates[m] for m in models],
+                "provider": self.config.provider,
+                "sha": prompt_sha256(prompt),
+                "hourly_limit": self.config.hourly_limit_cents,
+                "env_kill_switch": self.config.env_kill_switch,
+                "breaker_open_s": self.config.breaker_open_s,
+            },
+        )
+        (admission,) = admitted  # llm_route_admit returns one row, committed: durable before the provider
         tier, model = Tier(admission.tier), str(admission.model)
         outcome = CallOutcome(str(admission.call_id), "pending", tier.value, model)
         if admission.verdict == "duplicate":
@@ -149,17 +149,17 @@ class Boundary:
                 model, prompt, max_tokens=self.config.max_tokens, timeout_s=self.config.timeout_s
             )
         except ProviderFailure as failure:
-            with self._tx(ctx) as tx:
-                tx.send(
-                    FAIL,
-                    {
-                        "call_id": admission.call_id,
-                        "provider": self.config.provider,
-                        "model": model,
-                        "reason": failure.reason,
-                        "breaker_threshold": self.config.breaker_threshold,
-                    },
-                )
+            self._run(
+                ctx,
+                FAIL,
+                {
+                    "call_id": admission.call_id,
+                    "provider": self.config.provider,
+                    "model": model,
+                    "reason": failure.reason,
+                    "breaker_threshold": self.config.breaker_threshold,
+                },
+            )
             return self._record(outcome, "failed", failure_reason=failure.reason, provider_attempted=True)
         self._settle(ctx, outcome, endpoint, tier, admission, reply)
         return outcome
@@ -180,25 +180,25 @@ class Boundary:
             "completion_tokens": reply.completion_tokens,
             "latency_ms": round(reply.latency_ms, 3),
         }
-        with self._tx(ctx) as tx:
-            tx.send(
-                SETTLE,
-                {
-                    "call_id": admission.call_id,
-                    "cost": cost,
-                    "hourly_limit": self.config.hourly_limit_cents,
-                    "provider": self.config.provider,
-                    "model": model,
-                    "close_breaker": not admission.breaker_clean,  # half-open, or failures counted
-                    "reasoning": json.dumps({"reasoning": reply.reasoning}),
-                    "metadata": json.dumps(metadata),
-                    "key": admission.cache_key,
-                    "response": json.dumps({"text": reply.text}),
-                    "prompt_tokens": reply.prompt_tokens,
-                    "completion_tokens": reply.completion_tokens,
-                    "latency_ms": reply.latency_ms,
-                },
-            )
+        self._run(
+            ctx,
+            SETTLE,
+            {
+                "call_id": admission.call_id,
+                "cost": cost,
+                "hourly_limit": self.config.hourly_limit_cents,
+                "provider": self.config.provider,
+                "model": model,
+                "close_breaker": not admission.breaker_clean,  # half-open, or failures counted
+                "reasoning": json.dumps({"reasoning": reply.reasoning}),
+                "metadata": json.dumps(metadata),
+                "key": admission.cache_key,
+                "response": json.dumps({"text": reply.text}),
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
+                "latency_ms": reply.latency_ms,
+            },
+        )
         self._record(outcome, "succeeded", provider_attempted=True, text=reply.text)
         outcome.cost_cents = float(cost)
 
@@ -222,10 +222,7 @@ class Boundary:
 
     def _stored(self, ctx: TenantContext, call_id: Any) -> CallOutcome:
         """A duplicate delivery: the outcome as the ledger row holds it (pending while the first runs)."""
-        with self._tx(ctx) as tx:
-            found = tx.send(EXISTING, {"call_id": call_id})
-        row = found.fetchone()
-        assert row is not None  # llm_admit found this very row
+        (row,) = self._run(ctx, EXISTING, {"call_id": call_id})  # llm_admit found this very row
         return CallOutcome(
             str(row.id),
             row.status,

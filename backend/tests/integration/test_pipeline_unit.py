@@ -1,5 +1,5 @@
-"""The pipelined tenant unit of work (the LLM boundary's): one round trip, all or nothing, and a
-pooled connection handed back exactly as it was taken.
+"""The pipelined tenant statement (each step of the LLM boundary): one round trip, all or nothing,
+and a pooled connection handed back exactly as it was taken.
 
 Round trips are counted in the wire protocol (libpq's trace of what the client sent), not timed:
 each wait for the server is one Sync message.
@@ -18,7 +18,7 @@ import pytest
 from psycopg import pq
 from sqlalchemy import Engine, text
 
-from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
+from app.core.db import pipelined, tenant_statement_sync, tenant_transaction_sync
 from app.core.tenancy import CONTEXT_GUC, SET_CONTEXT_SQL, TenantContext
 from app.tenants.service import create_tenant
 from scripts.topology import Topology
@@ -29,7 +29,12 @@ pytestmark = pytest.mark.integration
 
 INSERT_EVENT = pipelined(
     "INSERT INTO attribution_events (tenant_id, platform, external_event_id, event_type, occurred_at) "
-    "VALUES (:t, 'stripe', :e, 'conversion', now())"
+    "VALUES (:t, 'stripe', :e, 'conversion', now()) RETURNING external_event_id"
+)
+# One statement that writes and then fails: the server must undo its write.
+INSERT_THEN_FAIL = pipelined(
+    "WITH written AS (INSERT INTO attribution_events (tenant_id, platform, external_event_id, event_type, "
+    "occurred_at) VALUES (:t, 'stripe', :e, 'conversion', now()) RETURNING 1) SELECT 1 / 0 FROM written"
 )
 COUNT_EVENT = text("SELECT count(*) FROM attribution_events WHERE external_event_id = :e")
 
@@ -59,49 +64,54 @@ def tenant(runtime_engine: Engine) -> TenantContext:
         return create_tenant(conn, f"pipeline-{uuid.uuid4().hex[:6]}").context
 
 
-def test_a_unit_of_work_is_one_round_trip(topology: Topology, tenant: TenantContext) -> None:
+class Unadaptable:
+    """A parameter psycopg cannot send: the statement fails in the client, after the context was queued."""
+
+
+def test_a_statement_is_one_round_trip(topology: Topology, tenant: TenantContext) -> None:
     assert topology.dsns is not None
     ctx = tenant
     with one_connection_pool(topology.dsns.runtime_sync) as engine:
         raw = engine.raw_connection()
         conn = raw.driver_connection
         assert isinstance(conn, psycopg.Connection)
-        raw.close()  # back to the pool: the unit below checks out this same connection
-        with syncs_sent(conn) as ours, tenant_pipeline_sync(ctx, engine) as unit:
-            unit.send(INSERT_EVENT, {"t": ctx.tenant_id, "e": f"one-trip-{uuid.uuid4().hex}"})
-            unit.send(pipelined("SELECT 1"), {})
+        raw.close()  # back to the pool: the call below checks out this same connection
+        with syncs_sent(conn) as ours:
+            tenant_statement_sync(ctx, INSERT_EVENT, {"t": ctx.tenant_id, "e": f"one-trip-{uuid.uuid4().hex}"}, engine)
         # Control: the same statements in psycopg's own transaction, in pipeline mode, wait three times
         # (after its BEGIN, at the commit, at the pipeline's end), so the count above can tell.
         with syncs_sent(conn) as theirs, conn.pipeline():
             conn.execute(pipelined(SET_CONTEXT_SQL), ctx.as_params())
             conn.execute(INSERT_EVENT, {"t": ctx.tenant_id, "e": f"control-{uuid.uuid4().hex}"})
-            conn.execute(pipelined("SELECT 1"))
             conn.commit()
-    assert ours == [1], f"the unit waited for the server {ours} times"
+    assert ours == [1], f"the statement waited for the server {ours} times"
     assert theirs == [3], f"the control waited {theirs} times; the counter may not see Syncs"
 
 
-def test_the_commit_is_done_when_the_block_ends(runtime_engine: Engine, tenant: TenantContext) -> None:
+def test_the_rows_come_back_committed(runtime_engine: Engine, tenant: TenantContext) -> None:
     ctx, event = tenant, f"durable-{uuid.uuid4().hex}"
-    with tenant_pipeline_sync(ctx, runtime_engine) as unit:
-        unit.send(INSERT_EVENT, {"t": ctx.tenant_id, "e": event})
+    rows = tenant_statement_sync(ctx, INSERT_EVENT, {"t": ctx.tenant_id, "e": event}, runtime_engine)
+    assert [row.external_event_id for row in rows] == [event]
     with tenant_transaction_sync(ctx, runtime_engine) as conn:  # another connection of the pool
         assert conn.execute(COUNT_EVENT, {"e": event}).scalar_one() == 1
 
 
-@pytest.mark.parametrize("failure", ["raised in the block", "refused by the server"])
-def test_a_failed_unit_leaves_nothing_and_a_clean_connection(
+@pytest.mark.parametrize("failure", ["refused by the server", "failed in the client"])
+def test_a_failed_statement_leaves_nothing_and_a_clean_connection(
     topology: Topology, tenant: TenantContext, failure: str
 ) -> None:
+    """Refused by the server: the statement's own write is undone. Failed in the client: the context
+    was queued and is committed alone at the Sync, which leaves nothing behind (it is transaction-local)."""
     assert topology.dsns is not None
     ctx, event = tenant, f"failed-{uuid.uuid4().hex}"
+    statement, params = (
+        (INSERT_THEN_FAIL, {"t": ctx.tenant_id, "e": event})
+        if failure == "refused by the server"
+        else (INSERT_EVENT, {"t": ctx.tenant_id, "e": Unadaptable()})
+    )
     with one_connection_pool(topology.dsns.runtime_sync) as engine:
-        with pytest.raises((RuntimeError, psycopg.Error)):  # noqa: SIM117
-            with tenant_pipeline_sync(ctx, engine) as unit:
-                unit.send(INSERT_EVENT, {"t": ctx.tenant_id, "e": event})
-                if failure == "raised in the block":
-                    raise RuntimeError("the caller gave up")
-                unit.send(pipelined("SELECT 1 / 0"), {})
+        with pytest.raises(psycopg.Error):
+            tenant_statement_sync(ctx, statement, params, engine)
         raw = engine.raw_connection()  # the one pooled connection, handed back
         conn = raw.driver_connection
         assert isinstance(conn, psycopg.Connection)

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from app.core.db import pipelined, tenant_pipeline_sync, tenant_transaction_sync
+from app.core.db import pipelined, tenant_statement_sync, tenant_transaction_sync
 from app.core.roles import OWNER_ROLE
 from app.core.tenancy import CONTEXT_GUC, TenantContext
 from scripts.harness import sync_dsn
@@ -32,13 +32,10 @@ def test_each_tenant_sees_only_its_own_rows(runtime_engine: Engine, two_tenants:
             assert hidden == 0
 
 
-def test_the_pipelined_unit_of_work_is_scoped_the_same_way(runtime_engine: Engine, two_tenants: TwoTenants) -> None:
-    own = two_tenants.a
-    with tenant_pipeline_sync(own.context, runtime_engine) as tx:
-        early = {row[0] for row in tx.send(pipelined(TENANT_IDS), {}).fetchall()}  # waits inside the unit
-        later = tx.send(pipelined(TENANT_IDS), {})  # the same transaction, so the same tenant context
-    assert early == {own.tenant_id}
-    assert {row[0] for row in later.fetchall()} == {own.tenant_id}
+def test_the_pipelined_statement_is_scoped_the_same_way(runtime_engine: Engine, two_tenants: TwoTenants) -> None:
+    for own in (two_tenants.a, two_tenants.b):
+        rows = tenant_statement_sync(own.context, pipelined(TENANT_IDS), {}, runtime_engine)
+        assert {row[0] for row in rows} == {own.tenant_id}
 
 
 def test_rows_of_both_tenants_exist_for_a_bypassing_reader(ops_engine: Engine, two_tenants: TwoTenants) -> None:
