@@ -4,12 +4,13 @@ and scripts/ci/ab_interleaved.py (pooled percentiles, per pair of blocks beside)
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from scripts.ci.ab_compare import measure_llm, resolve, summarize
-from scripts.ci.ab_interleaved import order
+from scripts.ci.ab_interleaved import Side, order, parts
 from scripts.ci.ab_interleaved import summarize as interleaved_summary
 
 
@@ -77,3 +78,40 @@ def test_a_ref_is_resolved_in_this_repository_not_in_a_reused_clone(tmp_path: Pa
     second = commit(source, "second")
     assert resolve("HEAD", source) == second
     assert resolve("HEAD", clone) == first  # the control: what resolving in the clone would have measured
+
+
+def test_interleaved_parts_are_none_where_a_side_timed_no_unit() -> None:
+    answers = [{"overhead_ms": [1.0], "units_ms": [[0.5]], "reference_ms": []}]  # one unit: not admission+settle
+    assert parts(answers) == {"admission_unit_p50_ms": None, "settle_unit_p50_ms": None, "reference_unit_p50_ms": None}
+    answers = [{"overhead_ms": [1.0], "units_ms": [[0.5, 0.7]], "reference_ms": [0.2]}]
+    assert parts(answers) == {"admission_unit_p50_ms": 0.5, "settle_unit_p50_ms": 0.7, "reference_unit_p50_ms": 0.2}
+
+
+@pytest.mark.parametrize("stray", ["a warning printed by the side's code", "[1, 2]"])
+def test_a_line_outside_the_protocol_is_an_error_not_an_answer(stray: str) -> None:
+    side = Side.__new__(Side)  # only the reading half: a process whose output is the stray line
+    side.name = "new"
+    side.process = subprocess.Popen([sys.executable, "-c", f"print({stray!r})"], stdout=subprocess.PIPE, text=True)
+    with pytest.raises(RuntimeError, match="outside the protocol"):
+        side.read()
+    side.process.wait()
+
+
+def test_the_driver_keeps_standard_output_for_its_answers() -> None:
+    """A print in the side's code, or a child writing to fd 1, goes to standard error; only ``reply``
+    reaches the coordinator. Control: the same writes before the channel is claimed do reach it."""
+    program = (
+        "import os, subprocess, sys\n"
+        "from scripts.ci.ab_llm_driver import Protocol, reply\n"
+        "claim = sys.argv[1] == 'claim'\n"
+        "if claim: Protocol.claim_stdout()\n"
+        "print('stray print')\n"
+        "subprocess.run([sys.executable, '-c', 'print(\"stray child\")'], check=True)\n"
+        "reply({'ready': True})\n"
+    )
+    for mode, expected in (
+        ("claim", ['{"ready": true}']),
+        ("control", ["stray print", "stray child", '{"ready": true}']),
+    ):
+        done = subprocess.run([sys.executable, "-c", program, mode], capture_output=True, text=True, check=True)
+        assert done.stdout.splitlines() == expected, mode

@@ -79,3 +79,26 @@ def test_an_invalid_measurement_is_retried_once(
     assert code == final
     assert (record == {"step": 12.0}) is retried
     assert ("invalid measurement; once more" in (tmp_path / "logs" / "step.log").read_text()) is retried
+
+
+def test_a_retried_measurement_keeps_its_first_answer(ctx: GateContext, tmp_path: Path) -> None:
+    """The second run writes the same --output; the first, invalid answer must survive beside it.
+    Control: a measurement that is not retried leaves no first-try file."""
+    output = tmp_path / "result.json"
+    script = tmp_path / "writes.py"
+    state = tmp_path / "runs"
+    script.write_text(
+        "import pathlib, sys\n"
+        f"state = pathlib.Path({str(state)!r})\n"
+        "n = int(state.read_text()) if state.exists() else 0\n"
+        "state.write_text(str(n + 1))\n"
+        "pathlib.Path(sys.argv[sys.argv.index('--output') + 1]).write_text(f'run {n}')\n"
+        f"sys.exit({[int(ExitCode.INVALID_MEASUREMENT), int(ExitCode.PASS)]!r}[n])\n"
+    )
+    assert gates._measurement(ctx, {}, "step", str(script), "--output", str(output)) == ExitCode.PASS
+    assert output.read_text() == "run 1"
+    assert gates.first_try_path(output).read_text() == "run 0"
+    assert gates.first_try_path(output).name == "result.invalid-first-try.json"
+    state.write_text("1")  # control: the next run passes at once
+    assert gates._measurement(ctx, {}, "step", str(script), "--output", str(tmp_path / "other.json")) == ExitCode.PASS
+    assert not gates.first_try_path(tmp_path / "other.json").exists()

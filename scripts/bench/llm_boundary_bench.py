@@ -60,12 +60,21 @@ from scripts.harness import EXIT_CODES_HELP, REPO_ROOT, ExitCode, emit
 from scripts.topology import Topology, TopologyConfig, TopologyError
 
 REFERENCE_SQL = pipelined("SELECT 1")
-# The boundary's contract, judged against this run's own direct call to the same provider: the
-# overhead's p50 within 3.5 times the direct call's p50, the bar the first target (5 ms) set when a
-# direct call took 1.43 ms. An absolute bound moved with this shared machine's speed, not with the
-# code: CI's direct call took 1.43-1.64 ms on one day and 2.55 ms the next (docs/perf). The p99 and
-# the cache hit keep absolute bounds, far above what either day measured.
-TARGETS = {"overhead_over_direct_p50_ratio": 3.5, "overhead_p99_ms": 25.0, "cache_hit_p99_ms": 20.0}
+# The boundary's contract, judged against two floors measured in this run, so that neither a
+# slower machine nor a slower peer alone moves the verdict:
+# - the direct call to the same provider (the HTTP floor): the overhead's p50 within 3.5 times its
+#   p50, the bar the first target (5 ms) set when a direct call took 1.43 ms. An absolute bound
+#   moved with this shared machine's speed, not with the code (docs/perf: CI's direct call took
+#   1.43-1.64 ms on one day and 2.55 ms the next);
+# - the reference unit of work (the database floor: one tenant statement, ``SELECT 1``): within 25
+#   times its p50. A slower provider mock widens the first bound; it does not touch this one.
+# The p99 and the cache hit keep absolute bounds, far above what any day measured.
+TARGETS = {
+    "overhead_over_direct_p50_ratio": 3.5,
+    "overhead_over_reference_p50_ratio": 25.0,
+    "overhead_p99_ms": 25.0,
+    "cache_hit_p99_ms": 20.0,
+}
 ISOLATED = {
     "api_and_worker": "stopped",
     "callers": 1,

@@ -67,7 +67,14 @@ class Side:
         line = stdout.readline()
         if not line:
             raise RuntimeError(f"the {self.name} side's driver ended (exit {self.process.wait()})")
-        answer: dict[str, Any] = json.loads(line)
+        try:
+            answer: dict[str, Any] = json.loads(line)
+        except json.JSONDecodeError:
+            raise RuntimeError(
+                f"the {self.name} side wrote a line outside the protocol: {line.strip()[:200]!r}"
+            ) from None
+        if not isinstance(answer, dict):
+            raise RuntimeError(f"the {self.name} side wrote a line outside the protocol: {line.strip()[:200]!r}")
         if "error" in answer:
             raise RuntimeError(f"the {self.name} side: {answer['error']}")
         return answer
@@ -97,13 +104,16 @@ def order(block: int) -> tuple[str, ...]:
     return SIDES if block % 2 == 0 else SIDES[::-1]
 
 
-def parts(answers: list[dict[str, Any]]) -> dict[str, float]:
-    """p50 of each unit of work of a side's calls (admission, settle) and of its reference units."""
+def parts(answers: list[dict[str, Any]]) -> dict[str, float | None]:
+    """p50 of each unit of work of a side's calls (admission, settle) and of its reference units;
+    None where a side timed none (a call with other than two units is not counted: it is not the
+    admission-then-settle path)."""
     units = [unit for answer in answers for unit in answer["units_ms"] if len(unit) == 2]
+    reference = [ms for answer in answers for ms in answer["reference_ms"]]
     return {
-        "admission_unit_p50_ms": percentile([u[0] for u in units], 50),
-        "settle_unit_p50_ms": percentile([u[1] for u in units], 50),
-        "reference_unit_p50_ms": percentile([ms for answer in answers for ms in answer["reference_ms"]], 50),
+        "admission_unit_p50_ms": percentile([u[0] for u in units], 50) if units else None,
+        "settle_unit_p50_ms": percentile([u[1] for u in units], 50) if units else None,
+        "reference_unit_p50_ms": percentile(reference, 50) if reference else None,
     }
 
 

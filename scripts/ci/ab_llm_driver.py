@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import text
 
@@ -43,9 +44,24 @@ from scripts.topology import Topology, TopologyConfig
 LATENCIES = text("SELECT id, latency_ms FROM llm_api_calls WHERE id = ANY(CAST(:ids AS uuid[]))")
 
 
+class Protocol:
+    """The answer channel: the process's original standard output, kept for the protocol alone.
+    Everything else that would write there (a print in the side's code, a child process of its
+    topology) is sent to standard error instead, so a stray line cannot pass for an answer."""
+
+    channel: IO[str] | None = None
+
+    @classmethod
+    def claim_stdout(cls) -> None:
+        cls.channel = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)  # fd 1, inherited by children, is now standard error
+        sys.stdout = sys.stderr
+
+
 def reply(document: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(document) + "\n")
-    sys.stdout.flush()
+    channel = Protocol.channel or sys.stdout
+    channel.write(json.dumps(document) + "\n")
+    channel.flush()
 
 
 class UnitTimer:
@@ -107,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifacts", type=Path, required=True)
     parser.add_argument("--warmup", type=int, default=30)
     args = parser.parse_args(argv)
+    Protocol.claim_stdout()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
     config = TopologyConfig(artifact_dir=args.artifacts, name=args.name, stop_grace_s=2)
     with Topology(config) as topo:

@@ -175,7 +175,7 @@ SELECT r.rolcanlogin AS can_login,
            AS members
 FROM pg_roles r WHERE r.rolname = %(role)s
 """
-# What the runtime must not be able to do to the limits it obeys (migration 0019).
+# What the runtime must not be able to do to the limits and switches it obeys (migrations 0019, 0029).
 FORBIDDEN_WRITES = (
     ("llm_budget_periods", "limit_cents", "UPDATE"),
     ("llm_budget_periods", None, "DELETE"),
@@ -186,6 +186,10 @@ FORBIDDEN_WRITES = (
     ("llm_limits", None, "UPDATE"),
     ("llm_limits", None, "INSERT"),
     ("llm_limits", None, "DELETE"),
+    # The breaker every tenant shares: only app_system's functions move it, for a call of the caller's (0029).
+    ("llm_breaker_state", None, "INSERT"),
+    ("llm_breaker_state", None, "UPDATE"),
+    ("llm_breaker_state", None, "DELETE"),
 )
 LIMIT_GUARDS = {"llm_budget_periods": "llm_budget_period_guard", "llm_hourly_shutoff": "llm_hourly_shutoff_guard"}
 CAN_READ_SQL = "SELECT has_column_privilege(%(role)s, %(table)s, %(column)s, 'SELECT') AS allowed"

@@ -72,15 +72,26 @@ def wait_for_quiet(max_wait_s: float = QUIET_WAIT_S) -> float:
             return busy
 
 
+def first_try_path(output: Path) -> Path:
+    """Where a retried measurement's first, invalid answer is kept: ``x.json`` -> ``x.invalid-first-try.json``."""
+    return output.with_name(f"{output.stem}.invalid-first-try{output.suffix}")
+
+
 def _measurement(
     ctx: GateContext, retried: dict[str, float], step: str, script: str, *args: str, timeout_s: float = 180
 ) -> int:
     """A timing measurement whose own harness may fall behind (exit 3, invalid_measurement): then it is
     run once more at a quieter moment, and ``retried[step]`` records the CPU use it started at. Only the
-    second answer counts; an invalid one twice fails the gate as such, never as a disagreement."""
+    second answer counts; an invalid one twice fails the gate as such, never as a disagreement. The
+    first answer's ``--output`` file is kept beside the second's, renamed (``first_try_path``), so
+    the evidence pack shows what made the measurement invalid."""
     code = _script(ctx, step, script, *args, timeout_s=timeout_s)
     if code != ExitCode.INVALID_MEASUREMENT:
         return code
+    if "--output" in args:
+        output = Path(args[args.index("--output") + 1])
+        if output.exists():
+            output.replace(first_try_path(output))
     busy = wait_for_quiet()
     retried[step] = busy
     with (ctx.logs_dir / f"{step}.log").open("a") as log:

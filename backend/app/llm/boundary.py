@@ -47,14 +47,11 @@ ROUTE_ADMIT = pipelined(
 EXISTING = pipelined("SELECT * FROM llm_api_calls WHERE id = :call_id")
 SETTLE = pipelined(
     "SELECT llm_settle(CAST(:call_id AS uuid), CAST(:cost AS numeric), CAST(:hourly_limit AS numeric), "
-    "CAST(:provider AS text), CAST(:model AS text), CAST(:close_breaker AS boolean), CAST(:reasoning AS jsonb), "
+    "CAST(:close_breaker AS boolean), CAST(:reasoning AS jsonb), "
     "CAST(:metadata AS jsonb), CAST(:key AS text), CAST(:response AS jsonb), CAST(:prompt_tokens AS integer), "
     "CAST(:completion_tokens AS integer), CAST(:latency_ms AS numeric))"
 )
-FAIL = pipelined(
-    "SELECT llm_fail(CAST(:call_id AS uuid), CAST(:provider AS text), CAST(:model AS text), CAST(:reason AS text), "
-    "CAST(:breaker_threshold AS integer))"
-)
+FAIL = pipelined("SELECT llm_fail(CAST(:call_id AS uuid), CAST(:reason AS text), CAST(:breaker_threshold AS integer))")
 
 
 @dataclass
@@ -154,8 +151,6 @@ class Boundary:
                 FAIL,
                 {
                     "call_id": admission.call_id,
-                    "provider": self.config.provider,
-                    "model": model,
                     "reason": failure.reason,
                     "breaker_threshold": self.config.breaker_threshold,
                 },
@@ -187,8 +182,6 @@ class Boundary:
                 "call_id": admission.call_id,
                 "cost": cost,
                 "hourly_limit": self.config.hourly_limit_cents,
-                "provider": self.config.provider,
-                "model": model,
                 "close_breaker": not admission.breaker_clean,  # half-open, or failures counted
                 "reasoning": json.dumps({"reasoning": reply.reasoning}),
                 "metadata": json.dumps(metadata),

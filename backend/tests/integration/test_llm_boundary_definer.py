@@ -37,8 +37,9 @@ MONTH_PERIOD = text(
     "INSERT INTO llm_budget_periods (tenant_id, user_id, period_start, limit_cents) "
     "VALUES (:t, :u, date_trunc('month', now())::date, 0) ON CONFLICT DO NOTHING"
 )
+MODEL = "mock-definer"
 ADMIT = text(
-    "SELECT call_id, verdict FROM llm_admit(:request, 'route', 1, 'cheap', 'mock', 'mock-definer', 'sha', "
+    "SELECT call_id, verdict FROM llm_admit(:request, 'route', 1, 'cheap', 'mock', :model, 'sha', "
     "'base', 2, 1e9, false, 30)"
 )
 ROUTE_ADMIT = text(
@@ -46,12 +47,9 @@ ROUTE_ADMIT = text(
     "'{standard,standard,economy}', '{mock-definer,mock-definer,mock-definer}', '{kb,kb,kb}', '{1,1,1}', 'mock', "
     "'sha', 1e9, false, 30)"
 )
-SETTLE = (
-    "SELECT llm_settle(:call, :cost, 1e9, 'mock', 'mock-definer', false, '{}', '{}', :key, '{\"text\": \"x\"}', "
-    "1, 1, 1)"
-)
+SETTLE = "SELECT llm_settle(:call, :cost, 1e9, false, '{}', '{}', :key, '{\"text\": \"x\"}', 1, 1, 1)"
 # What another tenant's or user's session tries on a call that is not its own.
-REACHES = {"settle": SETTLE, "fail": "SELECT llm_fail(:call, 'mock', 'mock-definer', 'error', 1000)"}
+REACHES = {"settle": SETTLE, "fail": "SELECT llm_fail(:call, 'error', 1000)"}
 STEPS = {  # told a tenant and user: app_system's LLM functions verified them, the runtime may not call these
     "finish": "SELECT llm_finish(:tenant, :user, :call, 'blocked', 'attack', NULL, false, false, NULL)",
     "release": "SELECT llm_release(:tenant, :user, :call, 2)",
@@ -77,8 +75,12 @@ class PendingCall:
 
 @pytest.fixture
 def pending_call(runtime_engine: Engine, admin_engine: Engine) -> PendingCall:
-    """A fresh tenant's admitted call: pending, its estimate of 2 held against the month's period.
-    A new period gets the operators' limit, which may be anything, so the operator gives this one room."""
+    return admitted_call(runtime_engine, admin_engine, MODEL)
+
+
+def admitted_call(runtime_engine: Engine, admin_engine: Engine, model: str) -> PendingCall:
+    """A fresh tenant's admitted call to ``model``: pending, its estimate of 2 held against the month's
+    period. A new period gets the operators' limit, which may be anything, so the operator gives this one room."""
     with runtime_engine.begin() as conn:
         tenant = create_tenant(conn, f"definer-{uuid.uuid4().hex[:6]}")
     params = {"t": tenant.tenant_id, "u": tenant.user_id}
@@ -88,7 +90,7 @@ def pending_call(runtime_engine: Engine, admin_engine: Engine) -> PendingCall:
         conn.execute(text("UPDATE llm_budget_periods SET limit_cents = 1000 WHERE tenant_id = :t"), params)
     request = f"definer-{uuid.uuid4().hex}"
     with tenant_transaction_sync(tenant.context, runtime_engine) as conn:
-        admitted = conn.execute(ADMIT, {"request": request}).one()
+        admitted = conn.execute(ADMIT, {"request": request, "model": model}).one()
     assert admitted.verdict == "admitted"
     return PendingCall(tenant.context, admitted.call_id, request)
 
@@ -168,8 +170,16 @@ def test_control_a_finish_without_its_tenant_filter_is_caught(
     two_tenants: TwoTenants,
     pending_call: PendingCall,
 ) -> None:
+    """llm_fail looks the call up under the verified tenant and user, and llm_finish filters on them
+    again: with neither filter, another tenant's session fails the call."""
     unfiltered = replaced(owner_engine, "llm_finish", "AND tenant_id = p_tenant AND user_id = p_user ", "")
-    with unfiltered, tenant_transaction_sync(two_tenants.b.context, runtime_engine) as conn:
+    looked_up_by_id = replaced(
+        owner_engine,
+        "llm_fail",
+        "WHERE c.id = p_call AND c.tenant_id = v_tenant AND c.user_id = v_user AND c.status = 'pending'",
+        "WHERE c.id = p_call",
+    )
+    with unfiltered, looked_up_by_id, tenant_transaction_sync(two_tenants.b.context, runtime_engine) as conn:
         conn.execute(text(REACHES["fail"]), {"call": pending_call.call_id})
     assert state(topology, pending_call)[0] == "failed"  # the check above would have failed
 
@@ -201,7 +211,14 @@ def test_no_valid_context_no_boundary_call(
 ) -> None:
     token = "" if forgery == "none" else FORGERIES[forgery](two_tenants)
     statement = {"route_admit": ROUTE_ADMIT, "admit": ADMIT}.get(reach, text(REACHES.get(reach, "")))
-    params = {"request": f"forged-{uuid.uuid4().hex}", "monthly_limit": 1, "call": uuid.uuid4(), "key": "k", "cost": 1}
+    params = {
+        "request": f"forged-{uuid.uuid4().hex}",
+        "model": MODEL,
+        "monthly_limit": 1,
+        "call": uuid.uuid4(),
+        "key": "k",
+        "cost": 1,
+    }
     with runtime_engine.connect() as conn, pytest.raises(ProgrammingError, match="no valid tenant context"):
         conn.execute(text(f"SELECT set_config('{CONTEXT_GUC}', :token, true)"), {"token": token})
         conn.execute(statement, params)
@@ -243,7 +260,7 @@ def another_users_admission(runtime_engine: Engine, call: PendingCall) -> Any:
     """The same tenant's other user sends the request id the call's user already used."""
     other = TenantContext(call.owner.tenant_id, "someone-else")
     with tenant_transaction_sync(other, runtime_engine) as conn:
-        return conn.execute(ADMIT, {"request": call.request_id}).one()
+        return conn.execute(ADMIT, {"request": call.request_id, "model": MODEL}).one()
 
 
 def test_another_users_request_id_reveals_no_call(runtime_engine: Engine, pending_call: PendingCall) -> None:
@@ -342,3 +359,85 @@ def test_control_metrics_in_the_sessions_time_zone_would_miss_it(
         owner_engine, "metrics_llm_shutoffs", "date_trunc('hour', now(), 'UTC')", "date_trunc('hour', now())"
     ):
         assert shutoffs_counted_from(runtime_engine, topology, "INTERVAL '+00:17' HOUR TO MINUTE") == 0
+
+
+# The breaker is shared by every tenant: only a call of the caller's own moves it, and only the
+# breaker of the model that call was admitted for (migration 0029). Each test has a model of its own,
+# so a breaker opened here blocks no other test's admissions.
+BREAKER = "SELECT state, consecutive_failures FROM llm_breaker_state WHERE provider = 'mock' AND model = %(model)s"
+SET_BREAKER = (
+    "UPDATE llm_breaker_state SET state = %(state)s, consecutive_failures = %(failures)s, "
+    "opened_at = CASE WHEN %(state)s = 'open' THEN now() END WHERE provider = 'mock' AND model = %(model)s"
+)
+FAIL_AT_ONCE = "SELECT llm_fail(:call, 'error', 1)"  # threshold 1: a counted failure opens the breaker
+SETTLE_CLOSING = "SELECT llm_settle(:call, 1, 1e9, true, '{}', '{}', :key, '{\"text\": \"x\"}', 1, 1, 1)"
+# What each attempt starts from, and what the call's own user makes of it (the controls).
+BREAKER_MOVES = {
+    "fail": (FAIL_AT_ONCE, ("closed", 0), ("open", 1)),
+    "settle": (SETTLE_CLOSING, ("open", 3), ("closed", 0)),
+}
+
+
+def breaker_after(topology: Topology, runtime_engine: Engine, ctx: TenantContext, call: PendingCall, move: str) -> Any:
+    """The breaker of ``call``'s model set to the move's starting state, then ``move`` tried from
+    ``ctx`` on ``call``; the breaker as it is afterwards (read by the bootstrap superuser)."""
+    statement, start, _ = BREAKER_MOVES[move]
+    model = {"model": f"mock-breaker-{call.request_id}"}
+    with psycopg.connect(superuser_dsn(topology)) as conn:
+        conn.execute(SET_BREAKER, {**model, "state": start[0], "failures": start[1]})
+    with tenant_transaction_sync(ctx, runtime_engine) as conn:
+        conn.execute(text(statement), {"call": call.call_id, "key": f"k-{uuid.uuid4().hex}"})
+    with psycopg.connect(superuser_dsn(topology)) as conn:
+        row = conn.execute(BREAKER, model).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+@pytest.fixture
+def breaker_call(runtime_engine: Engine, admin_engine: Engine) -> PendingCall:
+    """A pending call to a model of its own; the request id names the model (``breaker_after``)."""
+    request_model = f"b-{uuid.uuid4().hex[:12]}"
+    call = admitted_call(runtime_engine, admin_engine, f"mock-breaker-{request_model}")
+    return PendingCall(call.owner, call.call_id, request_model)
+
+
+@pytest.mark.parametrize("whose_call", ["the-victims", "none"])
+@pytest.mark.parametrize("attacker", ["another-tenant", "same-tenant-another-user"])
+@pytest.mark.parametrize("move", list(BREAKER_MOVES))
+def test_a_session_cannot_move_the_breaker_without_a_call_of_its_own(
+    runtime_engine: Engine,
+    topology: Topology,
+    two_tenants: TwoTenants,
+    breaker_call: PendingCall,
+    move: str,
+    attacker: str,
+    whose_call: str,
+) -> None:
+    """Another tenant or user, naming the victim's pending call or a call id that does not exist,
+    neither opens the model's breaker (threshold 1) nor closes it."""
+    target = breaker_call if whose_call == "the-victims" else PendingCall(breaker_call.owner, uuid.uuid4(), "")
+    target = PendingCall(target.owner, target.call_id, breaker_call.request_id)
+    ctx = attackers(breaker_call, two_tenants)[attacker]
+    assert breaker_after(topology, runtime_engine, ctx, target, move) == BREAKER_MOVES[move][1]
+
+
+@pytest.mark.parametrize("move", list(BREAKER_MOVES))
+def test_control_the_calls_own_user_moves_its_models_breaker(
+    runtime_engine: Engine, topology: Topology, breaker_call: PendingCall, move: str
+) -> None:
+    assert breaker_after(topology, runtime_engine, breaker_call.owner, breaker_call, move) == BREAKER_MOVES[move][2]
+
+
+def test_control_a_fail_without_its_ownership_check_is_caught(
+    runtime_engine: Engine, owner_engine: Engine, topology: Topology, two_tenants: TwoTenants, breaker_call: PendingCall
+) -> None:
+    """llm_fail that looks the call up by id alone: another tenant's session opens the breaker."""
+    by_id_alone = replaced(
+        owner_engine,
+        "llm_fail",
+        "WHERE c.id = p_call AND c.tenant_id = v_tenant AND c.user_id = v_user AND c.status = 'pending'",
+        "WHERE c.id = p_call",
+    )
+    with by_id_alone:
+        after = breaker_after(topology, runtime_engine, two_tenants.b.context, breaker_call, "fail")
+    assert after == ("open", 1)  # the attack test above would have failed

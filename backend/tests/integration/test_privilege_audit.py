@@ -109,6 +109,11 @@ def test_the_migrated_schema_is_least_privilege(topology: Topology) -> None:
             "app_user may UPDATE llm_kill_switch.enabled, a limit it must obey",
         ),
         (
+            "GRANT UPDATE ON llm_breaker_state TO app_rw",
+            "REVOKE UPDATE ON llm_breaker_state FROM app_rw",
+            "app_user may UPDATE llm_breaker_state, a limit it must obey",
+        ),
+        (
             "ALTER TABLE llm_hourly_shutoff DISABLE TRIGGER llm_hourly_shutoff_guard",
             "ALTER TABLE llm_hourly_shutoff ENABLE TRIGGER llm_hourly_shutoff_guard",
             "guard trigger llm_hourly_shutoff_guard on llm_hourly_shutoff is missing or disabled",

@@ -226,6 +226,13 @@ LIMIT_ATTACKS = [
     ),
     pytest.param("UPDATE llm_budget_reservations SET amount_cents = 0", id="shrink-a-reservation"),
     pytest.param("DELETE FROM llm_budget_reservations", id="drop-reservations"),
+    # The breaker every tenant shares (migration 0029).
+    pytest.param("UPDATE llm_breaker_state SET state = 'open', opened_at = now()", id="open-the-shared-breaker"),
+    pytest.param("UPDATE llm_breaker_state SET state = 'closed', consecutive_failures = 0", id="close-the-breaker"),
+    pytest.param(
+        "INSERT INTO llm_breaker_state (provider, model, state, opened_at) VALUES ('mock', 'planted', 'open', now())",
+        id="plant-an-open-breaker",
+    ),
 ]
 # What shows each refusal is the runtime's and not broken SQL: the statement as the operator (or the
 # schema owner, for tables no operator writes), or for a constraint, the same write within it.
@@ -236,6 +243,9 @@ CONTROLS = {
     ),
     "shrink-a-reservation": ("owner", None),
     "drop-reservations": ("owner", None),
+    "open-the-shared-breaker": ("owner", None),
+    "close-the-breaker": ("owner", None),
+    "plant-an-open-breaker": ("owner", None),
 }
 
 
