@@ -65,17 +65,27 @@ def reply(document: dict[str, Any]) -> None:
 
 
 class UnitTimer:
-    """Times each unit of work the boundary opens: its module's ``tenant_statement_sync`` (one
-    statement per unit) or, in a commit from before it, ``tenant_pipeline_sync`` (a block), wrapped.
-    ``reference`` runs ``SELECT 1`` as one such unit."""
+    """Times each unit of work the boundary opens, by wrapping the function its module imported for
+    them: ``statement_sync`` (one statement carrying its own context), ``tenant_statement_sync``
+    (the context and one statement) or, in a commit from before both, ``tenant_pipeline_sync`` (a
+    block). ``reference`` runs ``SELECT 1`` as one tenant unit of work of the kind the commit has."""
 
     def __init__(self) -> None:
         import app.core.db as db
+        import app.llm.boundary as boundary_module
 
         self.units: list[float] = []
+        self.boundary = boundary_module
+        self.wrapped = next(
+            name
+            for name in ("statement_sync", "tenant_statement_sync", "tenant_pipeline_sync")
+            if hasattr(boundary_module, name)
+        )
+        self.opened: Any = getattr(boundary_module, self.wrapped)  # which one is known only at run time
         self.one_statement = hasattr(db, "tenant_statement_sync")
-        # Any: which of the two this commit has is known only at run time.
-        self.opened: Any = getattr(db, "tenant_statement_sync" if self.one_statement else "tenant_pipeline_sync")
+        self.reference_unit: Any = getattr(
+            db, "tenant_statement_sync" if self.one_statement else "tenant_pipeline_sync"
+        )
 
     def statement(self, *args: Any, **kwargs: Any) -> list[Any]:
         started = time.perf_counter()
@@ -91,19 +101,15 @@ class UnitTimer:
         self.units.append((time.perf_counter() - started) * 1000)
 
     def install(self) -> None:
-        import app.llm.boundary as boundary_module
-
-        if self.one_statement:
-            boundary_module.tenant_statement_sync = self.statement  # type: ignore[attr-defined]
-        else:
-            boundary_module.tenant_pipeline_sync = self.block  # type: ignore[attr-defined]
+        wrapper = self.block if self.wrapped == "tenant_pipeline_sync" else self.statement
+        setattr(self.boundary, self.wrapped, wrapper)
 
     def reference(self, ctx: Any, engine: Any, sql: str) -> float:
         started = time.perf_counter()
         if self.one_statement:
-            self.opened(ctx, sql, {}, engine)
+            self.reference_unit(ctx, sql, {}, engine)
         else:
-            with self.opened(ctx, engine) as unit:
+            with self.reference_unit(ctx, engine) as unit:
                 unit.send(sql, {})
         return (time.perf_counter() - started) * 1000
 

@@ -8,9 +8,11 @@ token (``app.core.tenancy``) inside its transaction, so row-level security sees 
                                             function call on a bare     (passes a signed token)
                                             asyncpg pool
     a worker task or probe (sync code)      tenant_transaction_sync     worker tasks, readiness
-    the LLM boundary's bookkeeping          tenant_statement_sync: the  llm.boundary
-                                            context and one function
-                                            call, in one round trip
+    the LLM boundary's bookkeeping          statement_sync: one         llm.boundary
+                                            function call that carries
+                                            its signed context, one
+                                            round trip (a plain read:
+                                            tenant_statement_sync)
     before a tenant is known (API-key       system_transaction: no      tenants.auth, metrics
     lookup) or cross-tenant aggregates      tenant context, so RLS
     through app_system's functions          shows nothing by itself
@@ -262,6 +264,41 @@ def pipelined(statement: str | TextClause) -> str:
 _SET_CONTEXT_PIPELINED = pipelined(SET_CONTEXT_SQL)
 
 
+@contextmanager
+def autocommit_connection(engine: Engine | None = None) -> Iterator[psycopg.Connection[object]]:
+    """A pooled connection in autocommit mode for the block, handed back as it was taken: out of
+    autocommit (the pool's other users run SQLAlchemy transactions), or discarded if it broke."""
+    pooled = (engine or sync_engine()).raw_connection()
+    conn = pooled.driver_connection
+    assert isinstance(conn, psycopg.Connection)
+    conn.autocommit = True
+    try:
+        yield conn
+    except BaseException:
+        try:
+            conn.rollback()  # a no-op unless a transaction is still open (or failed)
+        except psycopg.Error:
+            pooled.invalidate()  # the connection is gone; the pool must not hand it out again
+        raise
+    finally:
+        try:
+            conn.autocommit = False
+        except psycopg.Error:
+            pooled.invalidate()
+        pooled.close()
+
+
+def statement_sync(statement: str, params: Mapping[str, Any], engine: Engine | None = None) -> list[Any]:
+    """One statement as its own transaction, in one round trip, and its rows (as named tuples): for a
+    function call that carries its own signed tenant context (the LLM boundary's steps pass it as
+    their last argument and verify it before anything else). Atomic on its own: whatever interrupts
+    the caller, either the whole statement committed or nothing did."""
+    with autocommit_connection(engine) as conn:
+        cursor = conn.cursor(row_factory=namedtuple_row)
+        cursor.execute(statement, params)
+        return cursor.fetchall()
+
+
 def tenant_statement_sync(
     ctx: TenantContext, statement: str, params: Mapping[str, Any], engine: Engine | None = None
 ) -> list[Any]:
@@ -275,31 +312,14 @@ def tenant_statement_sync(
     one statement and no block of the caller's: whatever interrupts this function (an error, a
     signal's exception, a lost connection), either the whole statement committed or nothing did. A
     unit of several writing statements sent this way could commit a prefix if interrupted between
-    them; that is why this takes one, and the LLM boundary's steps are each one function call.
-    psycopg's own transaction would wait for the server three times (its BEGIN, the commit, the
-    pipeline's end)."""
-    pooled = (engine or sync_engine()).raw_connection()
-    conn = pooled.driver_connection
-    assert isinstance(conn, psycopg.Connection)
-    conn.autocommit = True
-    try:
+    them; that is why this takes one. psycopg's own transaction would wait for the server three
+    times (its BEGIN, the commit, the pipeline's end)."""
+    with autocommit_connection(engine) as conn:
         cursor = conn.cursor(row_factory=namedtuple_row)
         with conn.pipeline():
             conn.execute(_SET_CONTEXT_PIPELINED, ctx.as_params())
             cursor.execute(statement, params)
         return cursor.fetchall()
-    except BaseException:
-        try:
-            conn.rollback()  # a no-op unless a transaction is still open (or failed)
-        except psycopg.Error:
-            pooled.invalidate()  # the connection is gone; the pool must not hand it out again
-        raise
-    finally:
-        try:
-            conn.autocommit = False  # the pool's other users run SQLAlchemy transactions
-        except psycopg.Error:
-            pooled.invalidate()
-        pooled.close()
 
 
 @asynccontextmanager

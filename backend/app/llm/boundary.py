@@ -11,12 +11,13 @@ processes agree. The raw prompt is never stored: only its sha256.
 Python decides what needs configuration or the prompt (the tier, the model, prices, the cache key's
 base) and talks to the provider; the state changes of steps 2-7 and of step 9 run in the database
 as ``llm_route_admit`` (the budget share picks the router's band, then ``llm_admit``) and
-``llm_settle`` / ``llm_fail`` (backend/sql/functions), one statement and so one transaction each
-(``tenant_statement_sync``: all of a step or none of it, whatever interrupts the caller). A
-provider call costs two round trips to PostgreSQL (route and admit; settle), where one statement
-per step cost about eleven. Those functions are app_system's SECURITY DEFINER ones: each verifies the
-signed tenant context once and names its tenant and user in every statement, where row-level
-security verified it again in every policy of every statement (migration 0026).
+``llm_settle`` / ``llm_fail`` (backend/sql/functions), one statement and so one transaction each,
+carrying the signed tenant context as its last argument (``statement_sync``: all of a step or none
+of it, whatever interrupts the caller). A provider call costs two statements and two round trips
+to PostgreSQL (route and admit; settle), where one statement per step cost about eleven. Those
+functions are app_system's SECURITY DEFINER ones: each verifies the signed tenant context once and
+names its tenant and user in every statement, where row-level security verified it again in every
+policy of every statement (migrations 0026, 0030).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from app.core.db import pipelined, tenant_statement_sync
+from app.core.db import pipelined, statement_sync, tenant_statement_sync
 from app.core.settings import Settings
 from app.core.tenancy import TenantContext
 from app.llm.config import LLMConfig
@@ -42,16 +43,19 @@ ROUTE_ADMIT = pipelined(
     "CAST(:complexity AS numeric), CAST(:monthly_limit AS numeric), CAST(:pressure AS numeric[]), "
     "CAST(:tiers AS text[]), CAST(:models AS text[]), CAST(:key_bases AS text[]), CAST(:estimates AS numeric[]), "
     "CAST(:provider AS text), CAST(:sha AS text), CAST(:hourly_limit AS numeric), "
-    "CAST(:env_kill_switch AS boolean), CAST(:breaker_open_s AS double precision))"
+    "CAST(:env_kill_switch AS boolean), CAST(:breaker_open_s AS double precision), CAST(:context AS text))"
 )
 EXISTING = pipelined("SELECT * FROM llm_api_calls WHERE id = :call_id")
 SETTLE = pipelined(
     "SELECT llm_settle(CAST(:call_id AS uuid), CAST(:cost AS numeric), CAST(:hourly_limit AS numeric), "
     "CAST(:close_breaker AS boolean), CAST(:reasoning AS jsonb), "
     "CAST(:metadata AS jsonb), CAST(:key AS text), CAST(:response AS jsonb), CAST(:prompt_tokens AS integer), "
-    "CAST(:completion_tokens AS integer), CAST(:latency_ms AS numeric))"
+    "CAST(:completion_tokens AS integer), CAST(:latency_ms AS numeric), CAST(:context AS text))"
 )
-FAIL = pipelined("SELECT llm_fail(CAST(:call_id AS uuid), CAST(:reason AS text), CAST(:breaker_threshold AS integer))")
+FAIL = pipelined(
+    "SELECT llm_fail(CAST(:call_id AS uuid), CAST(:reason AS text), CAST(:breaker_threshold AS integer), "
+    "CAST(:context AS text))"
+)
 
 
 @dataclass
@@ -102,8 +106,9 @@ class Boundary:
         return cls(LLMConfig.from_settings(settings), settings.llm_url, api_key=settings.llm_api_key, engine=engine)
 
     def _run(self, ctx: TenantContext, statement: str, params: dict[str, Any]) -> list[Any]:
-        """One step's function call: one round trip, all of it committed or none of it."""
-        return tenant_statement_sync(ctx, statement, params, self.engine)
+        """One step's function call, with the signed tenant context as its last argument (the function
+        verifies it first): one statement, one round trip, all of it committed or none of it."""
+        return statement_sync(statement, {**params, "context": ctx.token()}, self.engine)
 
     def call(self, ctx: TenantContext, endpoint: str, request_id: str, prompt: str) -> CallOutcome:
         score, tiers = route_by_band(endpoint, prompt)  # 1. router: a tier per budget-pressure band
@@ -215,7 +220,8 @@ class Boundary:
 
     def _stored(self, ctx: TenantContext, call_id: Any) -> CallOutcome:
         """A duplicate delivery: the outcome as the ledger row holds it (pending while the first runs)."""
-        (row,) = self._run(ctx, EXISTING, {"call_id": call_id})  # llm_admit found this very row
+        # A plain read under row-level security: the context is set beside it, not passed to it.
+        (row,) = tenant_statement_sync(ctx, EXISTING, {"call_id": call_id}, self.engine)  # llm_admit found this row
         return CallOutcome(
             str(row.id),
             row.status,

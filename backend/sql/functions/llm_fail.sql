@@ -4,7 +4,7 @@
 -- and user, locked first), and the breaker it moves is the one of the provider and model that call
 -- was admitted for, as its ledger row names them: the breaker is shared by every tenant, so a
 -- session may not name one, nor count a failure without a call of its own.
-CREATE OR REPLACE FUNCTION llm_fail(p_call uuid, p_reason text, p_breaker_threshold integer)
+CREATE OR REPLACE FUNCTION llm_fail(p_call uuid, p_reason text, p_breaker_threshold integer, p_context text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_tenant uuid;
@@ -12,7 +12,7 @@ DECLARE
     v_provider text;
     v_model text;
 BEGIN
-    SELECT c.tenant_id, c.user_id INTO v_tenant, v_user FROM public.app_required_context() c;
+    SELECT c.tenant_id, c.user_id INTO v_tenant, v_user FROM public.app_required_context(p_context) c;
     SELECT c.provider, c.model INTO v_provider, v_model FROM public.llm_api_calls c
     WHERE c.id = p_call AND c.tenant_id = v_tenant AND c.user_id = v_user AND c.status = 'pending'
     FOR UPDATE;

@@ -7,11 +7,13 @@
 -- again for every policy of every statement. A new period gets the operators' limit, not
 -- p_monthly_limit (llm_budget_period_guard). Months and hours are UTC's, named so, whatever the
 -- session's TimeZone (a session could otherwise key a fresh period or hour, and with it a fresh limit).
+-- p_context, in each of them: the signed context token, passed with the call so that the call is one
+-- statement (app_required_context sets and verifies it); NULL uses the transaction's own.
 CREATE OR REPLACE FUNCTION llm_route_admit(
     p_request_id text, p_endpoint text, p_complexity numeric, p_monthly_limit numeric, p_pressure numeric[],
     p_tiers text[], p_models text[], p_key_bases text[], p_estimates numeric[], p_provider text,
     p_prompt_sha256 text, p_hourly_limit numeric, p_env_kill_switch boolean, p_breaker_open_s double precision,
-    OUT tier text, OUT model text, OUT call_id uuid, OUT verdict text, OUT blocked_reason text, OUT cached jsonb,
+    p_context text DEFAULT NULL, OUT tier text, OUT model text, OUT call_id uuid, OUT verdict text, OUT blocked_reason text, OUT cached jsonb,
     OUT cache_key text, OUT breaker_clean boolean)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -21,7 +23,7 @@ DECLARE
     v_band integer := 1;
     v_threshold numeric;
 BEGIN
-    SELECT c.tenant_id, c.user_id INTO v_tenant, v_user FROM public.app_required_context() c;
+    SELECT c.tenant_id, c.user_id INTO v_tenant, v_user FROM public.app_required_context(p_context) c;
     -- 1. the router's input: the share of the month's budget in use. The month's row is created the
     -- first time it is missing, without a lock (admission takes it); a row another call created
     -- meanwhile is kept, and it is as empty as ours would be.

@@ -11,7 +11,7 @@
 CREATE OR REPLACE FUNCTION llm_settle(
     p_call uuid, p_cost numeric, p_hourly_limit numeric, p_close_breaker boolean, p_reasoning jsonb,
     p_metadata jsonb, p_cache_key text, p_response jsonb, p_prompt_tokens integer, p_completion_tokens integer,
-    p_latency_ms numeric)
+    p_latency_ms numeric, p_context text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_tenant uuid;
@@ -21,7 +21,7 @@ DECLARE
     v_reasoning uuid := gen_random_uuid();
     v_metadata uuid := gen_random_uuid();
 BEGIN
-    SELECT c.tenant_id, c.user_id INTO v_tenant, v_user FROM public.app_required_context() c;
+    SELECT c.tenant_id, c.user_id INTO v_tenant, v_user FROM public.app_required_context(p_context) c;
     PERFORM public.llm_release(v_tenant, v_user, p_call, p_cost);
     INSERT INTO public.llm_hourly_shutoff AS h (tenant_id, user_id, hour_start, spent_cents, shut_off)
     VALUES (v_tenant, v_user, date_trunc('hour', now(), 'UTC'), p_cost, p_cost >= p_hourly_limit)

@@ -441,3 +441,54 @@ def test_control_a_fail_without_its_ownership_check_is_caught(
     with by_id_alone:
         after = breaker_after(topology, runtime_engine, two_tenants.b.context, breaker_call, "fail")
     assert after == ("open", 1)  # the attack test above would have failed
+
+
+# The boundary's calls carry their signed context as their last argument (migration 0030): verified
+# exactly as the transaction's own. FAIL_PASSED and ADMIT_PASSED name it; no context is set beside.
+ADMIT_PASSED = text(
+    "SELECT call_id, verdict FROM llm_admit(:request, 'route', 1, 'cheap', 'mock', :model, 'sha', "
+    "'base', 2, 1e9, false, 30, :token)"
+)
+FAIL_PASSED = text("SELECT llm_fail(:call, 'error', 1000, :token)")
+
+
+@pytest.mark.parametrize("forgery", [*FORGERIES, "empty"])
+def test_a_forged_context_passed_with_the_call_is_refused(
+    runtime_engine: Engine, two_tenants: TwoTenants, forgery: str
+) -> None:
+    token = "" if forgery == "empty" else FORGERIES[forgery](two_tenants)
+    params = {"request": f"passed-{uuid.uuid4().hex}", "model": MODEL, "token": token}
+    with runtime_engine.connect() as conn, pytest.raises(ProgrammingError, match="no valid tenant context"):
+        conn.execute(ADMIT_PASSED, params)
+
+
+def test_a_forged_context_passed_with_the_call_does_not_fall_back_to_the_transactions(
+    runtime_engine: Engine, topology: Topology, two_tenants: TwoTenants, pending_call: PendingCall
+) -> None:
+    """In the owner's own transaction, a forgery passed with the call replaces the owner's context
+    (it is set first): the call is refused, not run as the owner."""
+    forged = FORGERIES["tenant-swapped"](two_tenants)
+    with (
+        pytest.raises(ProgrammingError, match="no valid tenant context"),
+        tenant_transaction_sync(pending_call.owner, runtime_engine) as conn,
+    ):
+        conn.execute(FAIL_PASSED, {"call": pending_call.call_id, "token": forged})
+    assert state(topology, pending_call) == UNTOUCHED
+
+
+def test_control_the_owners_token_passed_with_the_call_acts_as_the_owner(
+    runtime_engine: Engine, topology: Topology, pending_call: PendingCall
+) -> None:
+    """No context set beside the call: the token passed with it is the whole context."""
+    with runtime_engine.begin() as conn:
+        conn.execute(FAIL_PASSED, {"call": pending_call.call_id, "token": pending_call.owner.token()})
+    assert state(topology, pending_call)[0] == "failed"
+
+
+def test_another_tenants_valid_token_passed_with_the_call_reaches_only_its_own(
+    runtime_engine: Engine, topology: Topology, two_tenants: TwoTenants, pending_call: PendingCall
+) -> None:
+    """B's valid token, passed with a call naming A's call id, acts as B: A's call is out of reach."""
+    with runtime_engine.begin() as conn:
+        conn.execute(FAIL_PASSED, {"call": pending_call.call_id, "token": two_tenants.b.context.token()})
+    assert state(topology, pending_call) == UNTOUCHED

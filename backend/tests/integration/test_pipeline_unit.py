@@ -18,7 +18,7 @@ import pytest
 from psycopg import pq
 from sqlalchemy import Engine, text
 
-from app.core.db import pipelined, tenant_statement_sync, tenant_transaction_sync
+from app.core.db import pipelined, statement_sync, tenant_statement_sync, tenant_transaction_sync
 from app.core.tenancy import CONTEXT_GUC, SET_CONTEXT_SQL, TenantContext
 from app.tenants.service import create_tenant
 from scripts.topology import Topology
@@ -125,3 +125,29 @@ def test_a_failed_statement_leaves_nothing_and_a_clean_connection(
             )
         with tenant_transaction_sync(ctx, engine) as conn:
             assert conn.execute(COUNT_EVENT, {"e": event}).scalar_one() == 0
+
+
+def test_a_statement_carrying_its_own_context_is_one_round_trip_and_committed(
+    topology: Topology, runtime_engine: Engine, tenant: TenantContext
+) -> None:
+    """statement_sync: the LLM boundary's steps, whose functions take the signed context as an argument."""
+    assert topology.dsns is not None
+    ctx, event = tenant, f"carried-{uuid.uuid4().hex}"
+    carried = pipelined(
+        "WITH context AS (SELECT set_config('" + CONTEXT_GUC + "', :context, true)) "
+        "INSERT INTO attribution_events (tenant_id, platform, external_event_id, event_type, occurred_at) "
+        "SELECT :t, 'stripe', :e, 'conversion', now() FROM context RETURNING external_event_id"
+    )
+    with one_connection_pool(topology.dsns.runtime_sync) as engine:
+        raw = engine.raw_connection()
+        conn = raw.driver_connection
+        assert isinstance(conn, psycopg.Connection)
+        raw.close()
+        with syncs_sent(conn) as sent:
+            rows = statement_sync(carried, {**ctx.as_params(), "t": ctx.tenant_id, "e": event}, engine)
+        assert conn.autocommit is False
+        assert conn.info.transaction_status == pq.TransactionStatus.IDLE
+    assert sent == [1]
+    assert [row.external_event_id for row in rows] == [event]
+    with tenant_transaction_sync(ctx, runtime_engine) as check:
+        assert check.execute(COUNT_EVENT, {"e": event}).scalar_one() == 1
