@@ -23,6 +23,7 @@ from scripts.bench import topology_bench
 from scripts.bench.llm_boundary_bench import TARGETS as LLM_TARGETS
 from scripts.bench.llm_boundary_bench import direct_call
 from scripts.bench.llm_calls import mock_config
+from scripts.bench.settle_growth import SETTLE, block_medians, instrumented
 from scripts.bench.topology_bench import TARGETS, verdict
 from scripts.harness import ExitCode
 
@@ -181,3 +182,28 @@ def test_control_a_slower_mock_does_not_excuse_a_slower_boundary() -> None:
     """The provider mock three times slower and the boundary twice as slow: within 3.5 times the
     direct call, but not within 25 times the database's own floor."""
     assert verdict(llm_result(9.9, 3 * 1.44, 0.39), LLM_TARGETS) is ExitCode.GATE_FAILED
+
+
+def test_the_settle_marks_fit_the_current_llm_settle() -> None:
+    """settle_growth instruments the function as backend/sql defines it; its anchors must still be there,
+    and its control must really put the equalities back."""
+    source = SETTLE.read_text(encoding="utf-8")
+    marked = instrumented(source, "row-comparison")
+    assert marked.count("clock_timestamp()") == 5
+    assert "RAISE NOTICE 'settle-marks" in marked
+    control = instrumented(source, "equality")
+    assert "AND tenant_id = v_tenant AND user_id = v_user" in control
+    assert "IS NOT DISTINCT FROM (v_tenant, v_user)" not in control
+    with pytest.raises(ValueError, match="no longer holds"):
+        instrumented(
+            source.replace("    PERFORM public.llm_release", "    PERFORM public.llm_give_back"), "row-comparison"
+        )
+
+
+def test_settle_block_medians_per_statement() -> None:
+    assert block_medians([[1.0, 2.0, 3.0, 4.0], [3.0, 2.0, 1.0, 8.0], [2.0, 2.0, 2.0, 6.0]]) == {
+        "verify": 2.0,
+        "release": 2.0,
+        "hourly": 2.0,
+        "own_rows": 6.0,
+    }

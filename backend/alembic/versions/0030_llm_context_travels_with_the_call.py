@@ -7,6 +7,13 @@ transaction's own, as before) and ``app_required_context(p_context)`` sets it be
 as the webhook intake's functions have done since 0010. The verification is unchanged: a token
 that does not verify is refused whichever way it arrived.
 
+And the ledger row is found by its primary key alone in ``llm_settle``, ``llm_fail`` and
+``llm_finish``: their ownership check (the verified tenant and user) is now a row comparison no
+index serves. As equalities, the plan PL/pgSQL cached while ``llm_api_calls`` was small could use
+the (tenant_id, request_id, endpoint) index with only its tenant column, and then read every call
+of the tenant to settle one: settle's time grew with each call (``python -m
+scripts.bench.settle_growth``, and its ``--ownership equality`` control; docs/perf).
+
 The current texts are in backend/sql; this revision applies its own frozen copies (its downgrade
 the texts 0027 and 0029 applied).
 
@@ -52,16 +59,22 @@ CHANGED_BEFORE = {
 }
 
 
-def install(functions: dict[str, str], required: str) -> None:
-    install_system_functions(functions)
-    op.execute(f"REVOKE EXECUTE ON FUNCTION {required} FROM {RUNTIME_ROLE}")  # app_system's own helper
+FINISH = "llm_finish(uuid, text, uuid, text, text, text, boolean, boolean, jsonb)"  # same signature
+STEP = {FINISH: frozen_sql(__file__, "0030_llm_finish.sql")}
+STEP_BEFORE = {FINISH: frozen_sql(__file__, "0030_downgrade_llm_finish.sql")}
+
+
+def install(functions: dict[str, str], required: str, step: dict[str, str]) -> None:
+    install_system_functions({**functions, **step})
+    for helper in (required, *step):  # app_system's own helpers: only its functions call them
+        op.execute(f"REVOKE EXECUTE ON FUNCTION {helper} FROM {RUNTIME_ROLE}")
 
 
 def upgrade() -> None:
     drop_functions(op.execute, CHANGED_BEFORE)
-    install(CHANGED, REQUIRED)
+    install(CHANGED, REQUIRED, STEP)
 
 
 def downgrade() -> None:
     drop_functions(op.execute, CHANGED)
-    install(CHANGED_BEFORE, REQUIRED_BEFORE)
+    install(CHANGED_BEFORE, REQUIRED_BEFORE, STEP_BEFORE)

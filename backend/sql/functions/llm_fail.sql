@@ -13,8 +13,11 @@ DECLARE
     v_model text;
 BEGIN
     SELECT c.tenant_id, c.user_id INTO v_tenant, v_user FROM public.app_required_context(p_context) c;
+    -- The ledger row is found by its primary key alone: the ownership check is a row comparison no
+    -- index serves, so a plan cached while llm_api_calls was small cannot walk the tenant's every call
+    -- through the (tenant_id, request_id, endpoint) index instead (it did: settle grew with each call).
     SELECT c.provider, c.model INTO v_provider, v_model FROM public.llm_api_calls c
-    WHERE c.id = p_call AND c.tenant_id = v_tenant AND c.user_id = v_user AND c.status = 'pending'
+    WHERE c.id = p_call AND c.status = 'pending' AND (c.tenant_id, c.user_id) IS NOT DISTINCT FROM (v_tenant, v_user)
     FOR UPDATE;
     IF NOT FOUND THEN
         RETURN;

@@ -7,9 +7,12 @@ CREATE OR REPLACE FUNCTION llm_finish(p_tenant uuid, p_user text, p_call uuid, p
                                       p_response jsonb)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- The ledger row is found by its primary key alone: the ownership check is a row comparison no
+    -- index serves, so a plan cached while llm_api_calls was small cannot walk the tenant's every call
+    -- through the (tenant_id, request_id, endpoint) index instead (it did: settle grew with each call).
     UPDATE public.llm_api_calls
     SET status = p_status, blocked_reason = p_blocked_reason, failure_reason = p_failure_reason,
         provider_attempted = p_provider_attempted, was_cached = p_was_cached, response = p_response,
         finished_at = now()
-    WHERE id = p_call AND tenant_id = p_tenant AND user_id = p_user AND status = 'pending';
+    WHERE id = p_call AND status = 'pending' AND (tenant_id, user_id) IS NOT DISTINCT FROM (p_tenant, p_user);
 END $$

@@ -172,12 +172,14 @@ def test_control_a_finish_without_its_tenant_filter_is_caught(
 ) -> None:
     """llm_fail looks the call up under the verified tenant and user, and llm_finish filters on them
     again: with neither filter, another tenant's session fails the call."""
-    unfiltered = replaced(owner_engine, "llm_finish", "AND tenant_id = p_tenant AND user_id = p_user ", "")
+    unfiltered = replaced(
+        owner_engine, "llm_finish", " AND (tenant_id, user_id) IS NOT DISTINCT FROM (p_tenant, p_user)", ""
+    )
     looked_up_by_id = replaced(
         owner_engine,
         "llm_fail",
-        "WHERE c.id = p_call AND c.tenant_id = v_tenant AND c.user_id = v_user AND c.status = 'pending'",
-        "WHERE c.id = p_call",
+        " AND c.status = 'pending' AND (c.tenant_id, c.user_id) IS NOT DISTINCT FROM (v_tenant, v_user)",
+        "",
     )
     with unfiltered, looked_up_by_id, tenant_transaction_sync(two_tenants.b.context, runtime_engine) as conn:
         conn.execute(text(REACHES["fail"]), {"call": pending_call.call_id})
@@ -195,8 +197,8 @@ def test_control_a_settle_without_its_tenant_filter_is_caught(
     unfiltered = replaced(
         owner_engine,
         "llm_settle",
-        "WHERE id = p_call AND tenant_id = v_tenant AND user_id = v_user AND",
-        "WHERE id = p_call AND",
+        " AND (tenant_id, user_id) IS NOT DISTINCT FROM (v_tenant, v_user)",
+        "",
     )
     with unfiltered, tenant_transaction_sync(two_tenants.b.context, runtime_engine) as conn:
         conn.execute(text(REACHES["settle"]), {"call": pending_call.call_id, "key": f"k-{uuid.uuid4().hex}", "cost": 5})
@@ -435,8 +437,8 @@ def test_control_a_fail_without_its_ownership_check_is_caught(
     by_id_alone = replaced(
         owner_engine,
         "llm_fail",
-        "WHERE c.id = p_call AND c.tenant_id = v_tenant AND c.user_id = v_user AND c.status = 'pending'",
-        "WHERE c.id = p_call",
+        " AND c.status = 'pending' AND (c.tenant_id, c.user_id) IS NOT DISTINCT FROM (v_tenant, v_user)",
+        "",
     )
     with by_id_alone:
         after = breaker_after(topology, runtime_engine, two_tenants.b.context, breaker_call, "fail")

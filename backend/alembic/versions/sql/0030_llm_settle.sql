@@ -27,6 +27,9 @@ BEGIN
     VALUES (v_tenant, v_user, date_trunc('hour', now(), 'UTC'), p_cost, p_cost >= p_hourly_limit)
     ON CONFLICT (tenant_id, user_id, hour_start) DO UPDATE
     SET spent_cents = h.spent_cents + p_cost, shut_off = h.shut_off OR h.spent_cents + p_cost >= p_hourly_limit;
+    -- The ledger row is found by its primary key alone: the ownership check is a row comparison no
+    -- index serves, so a plan cached while llm_api_calls was small cannot walk the tenant's every call
+    -- through the (tenant_id, request_id, endpoint) index instead (it did: settle grew with each call).
     -- The call's own rows, in one statement: the ledger row is finished only while it is the
     -- caller's and pending (the update's row lock keeps a concurrent finish out), and its
     -- distillation records (under the ids the row now names) and cached answer are written only
@@ -36,7 +39,7 @@ BEGIN
         SET status = 'succeeded', provider_attempted = true, prompt_tokens = p_prompt_tokens,
             completion_tokens = p_completion_tokens, cost_cents = p_cost, latency_ms = p_latency_ms,
             reasoning_ref = v_reasoning, metadata_ref = v_metadata, response = p_response, finished_at = now()
-        WHERE id = p_call AND tenant_id = v_tenant AND user_id = v_user AND status = 'pending'
+        WHERE id = p_call AND status = 'pending' AND (tenant_id, user_id) IS NOT DISTINCT FROM (v_tenant, v_user)
         RETURNING provider, model),
     distilled AS (
         INSERT INTO public.llm_distillation_records (id, tenant_id, user_id, call_id, kind, content)
