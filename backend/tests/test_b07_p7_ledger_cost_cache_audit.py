@@ -247,3 +247,21 @@ def _trip_breaker(burst: Burst, model: str) -> list[str]:
     ctx = TenantContext(uuid.UUID(burst.tenant_id), burst.user_id)
     outcomes = [gate.call(ctx, "route", f"{burst.prefix}-{n}", f"trip {n}") for n in range(burst.calls)]
     return [f"{o.status}:{o.failure_reason or ''}" for o in outcomes]
+
+
+def test_another_users_request_id_is_refused_by_the_boundary(topology: Topology, tenant: ProvisionedTenant) -> None:
+    """The same tenant's other user sends a request id the first user already used: the boundary
+    answers blocked (request_id_taken), shows nothing of the first call and calls no provider."""
+    gate = mock_boundary(dsn(topology), topology.mock_url)
+    request_id = f"p7-taken-{uuid.uuid4().hex}"
+    first = gate.call(tenant.context, "route", request_id, "a question of the first user")
+    other = TenantContext(tenant.context.tenant_id, "another-user")
+    taken = gate.call(other, "route", request_id, "a question of another user")
+    assert first.status == "succeeded"
+    assert (taken.status, taken.blocked_reason, taken.call_id, taken.text) == ("blocked", "request_id_taken", "", None)
+    again = gate.call(tenant.context, "route", request_id, "a question of the first user")
+    assert (again.duplicate, again.call_id, again.status) == (
+        True,
+        first.call_id,
+        "succeeded",
+    )  # control: the owner's own

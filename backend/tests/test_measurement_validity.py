@@ -99,6 +99,14 @@ def test_a_retried_measurement_keeps_its_first_answer(ctx: GateContext, tmp_path
     assert output.read_text() == "run 1"
     assert gates.first_try_path(output).read_text() == "run 0"
     assert gates.first_try_path(output).name == "result.invalid-first-try.json"
+    stale = tmp_path / "stale.json"  # an earlier run's file: never passed off as this run's first try
+    stale.write_text("an earlier run")
+    gates.first_try_path(stale).write_text("an earlier first try")
+    state.write_text("0")
+    script.write_text(script.read_text().replace("pathlib.Path(sys.argv", "n and pathlib.Path(sys.argv"))
+    assert gates._measurement(ctx, {}, "step", str(script), "--output", str(stale)) == ExitCode.PASS
+    assert not gates.first_try_path(stale).exists()
+    assert stale.read_text() == "run 1"
     state.write_text("1")  # control: the next run passes at once
     assert gates._measurement(ctx, {}, "step", str(script), "--output", str(tmp_path / "other.json")) == ExitCode.PASS
     assert not gates.first_try_path(tmp_path / "other.json").exists()

@@ -193,9 +193,14 @@ FORBIDDEN_WRITES = (
 )
 LIMIT_GUARDS = {"llm_budget_periods": "llm_budget_period_guard", "llm_hourly_shutoff": "llm_hourly_shutoff_guard"}
 CAN_READ_SQL = "SELECT has_column_privilege(%(role)s, %(table)s, %(column)s, 'SELECT') AS allowed"
+# A write named without a column is forbidden on every column: a column-level grant of INSERT or
+# UPDATE (``GRANT UPDATE (state) ON ...``) is as much a write as a table-level one.
 WRITE_SQL = """
-SELECT CASE WHEN %(column)s::text IS NULL THEN has_table_privilege(%(role)s, %(table)s, %(privilege)s)
-            ELSE has_column_privilege(%(role)s, %(table)s, %(column)s::text, %(privilege)s) END AS allowed
+SELECT CASE WHEN %(column)s::text IS NOT NULL
+                THEN has_column_privilege(%(role)s, %(table)s, %(column)s::text, %(privilege)s)
+            WHEN %(privilege)s IN ('INSERT', 'UPDATE')
+                THEN has_any_column_privilege(%(role)s, %(table)s, %(privilege)s)
+            ELSE has_table_privilege(%(role)s, %(table)s, %(privilege)s) END AS allowed
 """
 GUARDS_SQL = """
 SELECT c.relname::text AS table_name, t.tgname::text AS trigger, t.tgenabled <> 'D' AS enabled

@@ -85,13 +85,15 @@ def _measurement(
     second answer counts; an invalid one twice fails the gate as such, never as a disagreement. The
     first answer's ``--output`` file is kept beside the second's, renamed (``first_try_path``), so
     the evidence pack shows what made the measurement invalid."""
+    output = Path(args[args.index("--output") + 1]) if "--output" in args else None
+    if output is not None:  # what is kept below must be this run's answer, not an earlier run's file
+        output.unlink(missing_ok=True)
+        first_try_path(output).unlink(missing_ok=True)
     code = _script(ctx, step, script, *args, timeout_s=timeout_s)
     if code != ExitCode.INVALID_MEASUREMENT:
         return code
-    if "--output" in args:
-        output = Path(args[args.index("--output") + 1])
-        if output.exists():
-            output.replace(first_try_path(output))
+    if output is not None and output.exists():
+        output.replace(first_try_path(output))
     busy = wait_for_quiet()
     retried[step] = busy
     with (ctx.logs_dir / f"{step}.log").open("a") as log:

@@ -4,7 +4,9 @@
 looked for the call: any tenant's session could open the breaker every tenant shares (threshold 1)
 without a call of its own. ``llm_settle`` closed a named breaker the same way. Both now take the
 provider and model from the call's ledger row, and change the breaker only when that row is the
-caller's pending call; their provider and model parameters are gone. And the runtime's own
+caller's pending call; their provider and model parameters are gone. A success no longer closes an
+open breaker: only its half-open trial's does (a call admitted before the breaker opened, settled
+after, reopened the provider to every tenant). And the runtime's own
 INSERT and UPDATE on ``llm_breaker_state`` (from 0005, before the boundary's writes moved into
 app_system's functions in 0026) are revoked: with them any session could open or close it directly.
 

@@ -15,7 +15,8 @@ of the tenant to settle one: settle's time grew with each call (``python -m
 scripts.bench.settle_growth``, and its ``--ownership equality`` control; docs/perf).
 
 The current texts are in backend/sql; this revision applies its own frozen copies (its downgrade
-the texts 0027 and 0029 applied).
+the texts they replace: 0026's ``app_required_context`` and ``llm_finish``, 0027's ``llm_route_admit``
+and ``llm_admit``, 0029's ``llm_settle`` and ``llm_fail``).
 
 Revision ID: 0030
 Revises: 0029

@@ -139,6 +139,9 @@ class Boundary:
         (admission,) = admitted  # llm_route_admit returns one row, committed: durable before the provider
         tier, model = Tier(admission.tier), str(admission.model)
         outcome = CallOutcome(str(admission.call_id), "pending", tier.value, model)
+        if admission.verdict == "duplicate" and admission.call_id is None:
+            # Another user of the tenant holds this request id: nothing of theirs is shown, nothing is run.
+            return CallOutcome("", "blocked", tier.value, model, blocked_reason="request_id_taken", duplicate=True)
         if admission.verdict == "duplicate":
             return self._stored(ctx, admission.call_id)
         if admission.verdict == "blocked":
@@ -220,8 +223,9 @@ class Boundary:
 
     def _stored(self, ctx: TenantContext, call_id: Any) -> CallOutcome:
         """A duplicate delivery: the outcome as the ledger row holds it (pending while the first runs)."""
-        # A plain read under row-level security: the context is set beside it, not passed to it.
-        (row,) = tenant_statement_sync(ctx, EXISTING, {"call_id": call_id}, self.engine)  # llm_admit found this row
+        # A plain read under row-level security: the context is set beside it, not passed to it. The
+        # caller's own row: llm_admit_for returns no id for another user's.
+        (row,) = tenant_statement_sync(ctx, EXISTING, {"call_id": call_id}, self.engine)
         return CallOutcome(
             str(row.id),
             row.status,

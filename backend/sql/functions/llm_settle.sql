@@ -6,8 +6,10 @@
 -- meanwhile; the rest is written only while the call is the caller's and pending, so a call id of
 -- another tenant or user, or none, gains no distillation or ledger row and resets no breaker. The
 -- breaker is the one of the provider and model the call was admitted for, as its ledger row names
--- them (the breaker is shared by every tenant: a session may not name one). Hours are UTC's, named
--- so, whatever the session's TimeZone (else a session could key a fresh hour).
+-- them (the breaker is shared by every tenant: a session may not name one). A success resets a
+-- closed breaker's failures and closes a half-open one (its trial); an open breaker stays open until
+-- its cool-down has passed and a trial succeeds, whatever a call admitted before it opened reports.
+-- Hours are UTC's, named so, whatever the session's TimeZone (else a session could key a fresh hour).
 CREATE OR REPLACE FUNCTION llm_settle(
     p_call uuid, p_cost numeric, p_hourly_limit numeric, p_close_breaker boolean, p_reasoning jsonb,
     p_metadata jsonb, p_cache_key text, p_response jsonb, p_prompt_tokens integer, p_completion_tokens integer,
@@ -53,6 +55,6 @@ BEGIN
     IF FOUND AND p_close_breaker THEN
         UPDATE public.llm_breaker_state
         SET state = 'closed', consecutive_failures = 0, opened_at = NULL, updated_at = now()
-        WHERE provider = v_provider AND model = v_model;
+        WHERE provider = v_provider AND model = v_model AND state <> 'open';
     END IF;
 END $$

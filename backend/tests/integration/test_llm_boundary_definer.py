@@ -171,7 +171,8 @@ def test_control_a_finish_without_its_tenant_filter_is_caught(
     pending_call: PendingCall,
 ) -> None:
     """llm_fail looks the call up under the verified tenant and user, and llm_finish filters on them
-    again: with neither filter, another tenant's session fails the call."""
+    again: with neither filter, another tenant's session fails the call. llm_finish's filter alone is
+    defence in depth: since 0029 no function hands it a call id it has not found as the caller's."""
     unfiltered = replaced(
         owner_engine, "llm_finish", " AND (tenant_id, user_id) IS NOT DISTINCT FROM (p_tenant, p_user)", ""
     )
@@ -376,7 +377,7 @@ SETTLE_CLOSING = "SELECT llm_settle(:call, 1, 1e9, true, '{}', '{}', :key, '{\"t
 # What each attempt starts from, and what the call's own user makes of it (the controls).
 BREAKER_MOVES = {
     "fail": (FAIL_AT_ONCE, ("closed", 0), ("open", 1)),
-    "settle": (SETTLE_CLOSING, ("open", 3), ("closed", 0)),
+    "settle": (SETTLE_CLOSING, ("half_open", 3), ("closed", 0)),  # the half-open trial's success
 }
 
 
@@ -384,6 +385,13 @@ def breaker_after(topology: Topology, runtime_engine: Engine, ctx: TenantContext
     """The breaker of ``call``'s model set to the move's starting state, then ``move`` tried from
     ``ctx`` on ``call``; the breaker as it is afterwards (read by the bootstrap superuser)."""
     statement, start, _ = BREAKER_MOVES[move]
+    return breaker_from(topology, runtime_engine, ctx, call, statement, start)
+
+
+def breaker_from(
+    topology: Topology, runtime_engine: Engine, ctx: TenantContext, call: PendingCall, statement: str, start: Any
+) -> Any:
+    """The breaker of ``call``'s model set to ``start``, then ``statement`` run from ``ctx`` on ``call``."""
     model = {"model": f"mock-breaker-{call.request_id}"}
     with psycopg.connect(superuser_dsn(topology)) as conn:
         conn.execute(SET_BREAKER, {**model, "state": start[0], "failures": start[1]})
@@ -452,16 +460,26 @@ ADMIT_PASSED = text(
     "'base', 2, 1e9, false, 30, :token)"
 )
 FAIL_PASSED = text("SELECT llm_fail(:call, 'error', 1000, :token)")
+PASSED = {
+    "admit": ADMIT_PASSED,
+    "route_admit": text(
+        "SELECT verdict FROM llm_route_admit(:request, 'route', 1, 1, '{0.5,0.8}', '{standard,standard,economy}', "
+        "'{mock-definer,mock-definer,mock-definer}', '{kb,kb,kb}', '{1,1,1}', 'mock', 'sha', 1e9, false, 30, :token)"
+    ),
+    "settle": text("SELECT llm_settle(:call, 1, 1e9, false, '{}', '{}', 'k', '{\"text\": \"x\"}', 1, 1, 1, :token)"),
+    "fail": FAIL_PASSED,
+}
 
 
 @pytest.mark.parametrize("forgery", [*FORGERIES, "empty"])
+@pytest.mark.parametrize("reach", list(PASSED))
 def test_a_forged_context_passed_with_the_call_is_refused(
-    runtime_engine: Engine, two_tenants: TwoTenants, forgery: str
+    runtime_engine: Engine, two_tenants: TwoTenants, forgery: str, reach: str
 ) -> None:
     token = "" if forgery == "empty" else FORGERIES[forgery](two_tenants)
-    params = {"request": f"passed-{uuid.uuid4().hex}", "model": MODEL, "token": token}
+    params = {"request": f"passed-{uuid.uuid4().hex}", "model": MODEL, "token": token, "call": uuid.uuid4()}
     with runtime_engine.connect() as conn, pytest.raises(ProgrammingError, match="no valid tenant context"):
-        conn.execute(ADMIT_PASSED, params)
+        conn.execute(PASSED[reach], params)
 
 
 def test_a_forged_context_passed_with_the_call_does_not_fall_back_to_the_transactions(
@@ -478,13 +496,29 @@ def test_a_forged_context_passed_with_the_call_does_not_fall_back_to_the_transac
     assert state(topology, pending_call) == UNTOUCHED
 
 
+@pytest.mark.parametrize("where", ["no context beside", "in the owner's transaction"])
 def test_control_the_owners_token_passed_with_the_call_acts_as_the_owner(
-    runtime_engine: Engine, topology: Topology, pending_call: PendingCall
+    runtime_engine: Engine, topology: Topology, pending_call: PendingCall, where: str
 ) -> None:
-    """No context set beside the call: the token passed with it is the whole context."""
-    with runtime_engine.begin() as conn:
-        conn.execute(FAIL_PASSED, {"call": pending_call.call_id, "token": pending_call.owner.token()})
+    """The token passed with the call is the whole context when none is set beside it; in the
+    owner's own transaction it is the same owner (the control of the forgery test above)."""
+    params = {"call": pending_call.call_id, "token": pending_call.owner.token()}
+    if where == "no context beside":
+        with runtime_engine.begin() as conn:
+            conn.execute(FAIL_PASSED, params)
+    else:
+        with tenant_transaction_sync(pending_call.owner, runtime_engine) as conn:
+            conn.execute(FAIL_PASSED, params)
     assert state(topology, pending_call)[0] == "failed"
+
+
+def test_the_context_helper_is_not_the_runtimes_to_call(runtime_engine: Engine, pending_call: PendingCall) -> None:
+    """app_required_context sets the token it is given: only app_system's functions call it."""
+    with (
+        pytest.raises(ProgrammingError, match="permission denied for function app_required_context"),
+        runtime_engine.connect() as conn,
+    ):
+        conn.execute(text("SELECT * FROM app_required_context(:token)"), {"token": pending_call.owner.token()})
 
 
 def test_another_tenants_valid_token_passed_with_the_call_reaches_only_its_own(
@@ -494,3 +528,13 @@ def test_another_tenants_valid_token_passed_with_the_call_reaches_only_its_own(
     with runtime_engine.begin() as conn:
         conn.execute(FAIL_PASSED, {"call": pending_call.call_id, "token": two_tenants.b.context.token()})
     assert state(topology, pending_call) == UNTOUCHED
+
+
+def test_a_call_admitted_before_the_breaker_opened_does_not_close_it(
+    runtime_engine: Engine, topology: Topology, breaker_call: PendingCall
+) -> None:
+    """The owner's own pending call, admitted while the breaker was closed, succeeds after it opened:
+    the breaker stays open (only a half-open trial's success closes it; the control is the settle
+    move above, from half-open)."""
+    after = breaker_from(topology, runtime_engine, breaker_call.owner, breaker_call, SETTLE_CLOSING, ("open", 3))
+    assert after == ("open", 3)

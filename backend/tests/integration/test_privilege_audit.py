@@ -113,6 +113,16 @@ def test_the_migrated_schema_is_least_privilege(topology: Topology) -> None:
             "REVOKE UPDATE ON llm_breaker_state FROM app_rw",
             "app_user may UPDATE llm_breaker_state, a limit it must obey",
         ),
+        (  # a column-level grant is a write too
+            "GRANT UPDATE (state) ON llm_breaker_state TO app_rw",
+            "REVOKE UPDATE (state) ON llm_breaker_state FROM app_rw",
+            "app_user may UPDATE llm_breaker_state, a limit it must obey",
+        ),
+        (
+            "GRANT UPDATE (hourly_limit_cents) ON llm_limits TO app_rw",
+            "REVOKE UPDATE (hourly_limit_cents) ON llm_limits FROM app_rw",
+            "app_user may UPDATE llm_limits, a limit it must obey",
+        ),
         (
             "ALTER TABLE llm_hourly_shutoff DISABLE TRIGGER llm_hourly_shutoff_guard",
             "ALTER TABLE llm_hourly_shutoff ENABLE TRIGGER llm_hourly_shutoff_guard",
