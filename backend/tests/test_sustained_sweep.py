@@ -141,6 +141,10 @@ def test_the_profiler_names_this_runs_processes_and_neighbours_apart() -> None:
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "app.api_server"])
     try:
         proc = psutil.Process(sleeper.pid)
+        # Until the child has exec'd, its command line is still its parent's (or unreadable): wait for it.
+        deadline = time.monotonic() + 10
+        while "app.api_server" not in " ".join(proc.cmdline()) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert role_of(proc, Scope({}, root=os.getpid())) == "api"
         assert role_of(proc, Scope({}, root=-1)) == "other:api"
         assert role_of(proc, Scope({sleeper.pid: "generator"}, root=-1)) == "generator"
