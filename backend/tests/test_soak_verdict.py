@@ -6,13 +6,14 @@ from __future__ import annotations
 import random
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from scripts.harness import REPO_ROOT
 from scripts.soak import plot
-from scripts.soak.__main__ import DEFAULT_RPS, Timing, default_rps
-from scripts.soak.verdict import NOISE_FLOOR, decide, judge_series, slope, trend
+from scripts.soak.__main__ import DEFAULT_RPS, Timing, default_rps, series
+from scripts.soak.verdict import NOISE_FLOOR, decide, judge_series, pruned_row_floors, slope, trend
 
 TIMES = [float(t) for t in range(0, 600, 10)]
 
@@ -104,3 +105,70 @@ def test_the_rate_is_half_the_sweeps_or_the_stated_default(tmp_path: Path) -> No
 def test_the_published_sweep_gives_the_rate_the_soak_and_faults_ran_at() -> None:
     """docs/perf/2026-12-06-soak-30.md cites this file as the source of its 150 rps."""
     assert default_rps(REPO_ROOT / "docs" / "perf" / "2026-12-06-full-physics-sweep.json")[0] == 150
+
+
+def memory_rows(processes: dict[str, list[int]], times: list[float]) -> list[dict[str, Any]]:
+    """Samples of one service ('postgres'): per pid, its anonymous RSS at each time (0: not alive)."""
+    rows = []
+    for n, t in enumerate(times):
+        by_pid = {pid: values[n] for pid, values in processes.items() if values[n]}
+        memory = {"postgres": {"anon": sum(by_pid.values()), "by_pid": by_pid}}
+        database = {"sizes": {}, "rows": {}, "outbox_backlog": 0, "broker_depth": 0, "attribution_lag_s": 0.0}
+        rows.append({"t_s": t, "memory": memory, **database})
+    return rows
+
+
+MIB = 2**20
+SAMPLE_TIMES = [60.0 + 10 * n for n in range(13)]  # the judged window of the 3-minute soak: 60 s warm-up
+
+
+def judged_memory(processes: dict[str, list[int]]) -> dict[str, Any]:
+    rows = memory_rows(processes, SAMPLE_TIMES)
+    return judge_series(series(rows, warmup_s=60.0), warmup_s=60.0)
+
+
+def test_a_process_that_starts_late_in_the_window_is_not_a_leak() -> None:
+    """Eight steady backends, then an autovacuum worker of 28 MiB for the last two samples: the
+    summed memory would read +28 MiB; the processes that lived through the window did not grow."""
+    steady = {str(pid): [8 * MIB] * 13 for pid in range(100, 108)}
+    late = {"200": [0] * 11 + [28 * MIB] * 2}
+    trends = judged_memory({**steady, **late})
+    assert trends["rss_anon:postgres"].passed
+    assert trends["processes:postgres"].passed
+
+
+def test_control_a_process_that_lives_through_the_window_and_grows_fails() -> None:
+    steady = {str(pid): [8 * MIB] * 13 for pid in range(100, 107)}
+    leaking = {"107": [8 * MIB + n * 3 * MIB for n in range(13)]}  # +36 MiB over the window
+    assert not judged_memory({**steady, **leaking})["rss_anon:postgres"].passed
+
+
+def test_control_processes_that_keep_appearing_fail_on_their_count() -> None:
+    """A leak of processes (a pool that never closes what it opens): each new one is small and late,
+    so the memory series excludes it, but the count climbs past its floor."""
+    steady = {str(pid): [8 * MIB] * 13 for pid in range(100, 104)}
+    appearing = {str(300 + n): [0] * n + [2 * MIB] * (13 - n) for n in range(1, 13)}
+    trends = judged_memory({**steady, **appearing})
+    assert trends["rss_anon:postgres"].passed
+    assert not trends["processes:postgres"].passed
+
+
+def outbox_rows(level_at: Any) -> dict[str, tuple[str, list[tuple[float, float]]]]:
+    return {"rows:outbox": ("rows", [(t, level_at(t)) for t in SAMPLE_TIMES])}
+
+
+def test_a_pruned_tables_level_a_few_seconds_of_intake_higher_is_not_growth() -> None:
+    """At 150 rps with a 5 s housekeeping interval (the 3-minute soak): the outbox held 1,850 rows,
+    then 2,500 for the second half of the window (seen in a run): +833 by the fitted trend, over the
+    constant floor of 500 and within the run's own (150 x (5 + 2) = 1,050)."""
+    floors = pruned_row_floors(["outbox"], rps=150.0, housekeeping_interval_s=5.0)
+    step = outbox_rows(lambda t: 1850.0 if t < 120 else 2500.0)
+    assert not judge_series(step, warmup_s=60.0)["rows:outbox"].passed  # the constant floor alone
+    assert judge_series(step, warmup_s=60.0, floors=floors)["rows:outbox"].passed
+
+
+def test_control_a_table_housekeeping_no_longer_prunes_still_fails_with_the_runs_floor() -> None:
+    """Housekeeping off at 150 rps: the outbox keeps every row, +150 a second over the window."""
+    floors = pruned_row_floors(["outbox"], rps=150.0, housekeeping_interval_s=5.0)
+    unpruned = outbox_rows(lambda t: 1850.0 + 150.0 * (t - 60.0))
+    assert not judge_series(unpruned, warmup_s=60.0, floors=floors)["rows:outbox"].passed

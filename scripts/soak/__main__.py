@@ -63,7 +63,7 @@ from scripts.r3 import database
 from scripts.r3.openloop import HIGHEST_TRACKABLE_US, generator_fell_behind, latency_histogram, run_fire
 from scripts.r3.storms import STORM_WEIGHTS, StormPlan, judge
 from scripts.soak import plot, samplers
-from scripts.soak.verdict import NOISE_FLOOR, P99_RATIO, SLOPE_FRACTION, decide, judge_series
+from scripts.soak.verdict import NOISE_FLOOR, P99_RATIO, SLOPE_FRACTION, decide, judge_series, pruned_row_floors
 from scripts.topology import Topology, TopologyConfig, TopologyError
 
 DEFAULT_RPS = 50.0  # without a sweep: above the 46 rps every `make phase8` holds (EG3.4)
@@ -221,17 +221,35 @@ def start_llm_load(topology: Topology, rate: float, timing: Timing, artifact_dir
     return proc, stop_file, output
 
 
-def series(rows: list[dict[str, Any]]) -> dict[str, tuple[str, list[tuple[float, float]]]]:
-    """Every series judged by its trend: {name: (unit, points)} (p99 is judged against the warm-up's)."""
+def lasting(rows: list[dict[str, Any]], service: str, warmup_s: float) -> set[str]:
+    """The service's processes alive in every sample after the warm-up (the judged window)."""
+    after = [set(row["memory"][service].get("by_pid", {})) for row in rows if row["t_s"] >= warmup_s]
+    return set.intersection(*after) if after else set()
+
+
+def series(rows: list[dict[str, Any]], warmup_s: float = 0.0) -> dict[str, tuple[str, list[tuple[float, float]]]]:
+    """Every series judged by its trend: {name: (unit, points)} (p99 is judged against the warm-up's).
+
+    A service's memory is the anonymous RSS of its processes that lived through the whole judged
+    window (a leak grows a process), and how many processes it had is a series of its own (a leak
+    of processes grows that): a process that starts late in the window, such as an autovacuum worker
+    or a backend a pool opened, is neither, and summed with the rest it read as growth."""
     out: dict[str, tuple[str, list[tuple[float, float]]]] = {}
 
     def add(name: str, unit: str, t: float, value: float) -> None:
         out.setdefault(name, (unit, []))[1].append((t, value))
 
+    services = set(rows[0]["memory"]) if rows else set()
+    kept = {service: lasting(rows, service, warmup_s) for service in services}
     for row in rows:
         t = row["t_s"]
         for service, mem in row["memory"].items():
-            add(f"rss_anon:{service}", "bytes", t, mem["anon"])
+            by_pid = mem.get("by_pid")
+            if by_pid is None:  # samples from before by_pid: the sum over every process
+                add(f"rss_anon:{service}", "bytes", t, mem["anon"])
+                continue
+            add(f"rss_anon:{service}", "bytes", t, sum(by_pid.get(pid, 0) for pid in kept.get(service, ())))
+            add(f"processes:{service}", "processes", t, len(by_pid))
         for table in samplers.PRUNED_TABLES:
             table_bytes, index_bytes = row["sizes"].get(table, (0, 0))
             add(f"bytes:{table}", "table_bytes", t, table_bytes + index_bytes)
@@ -270,7 +288,7 @@ def housekeeping_totals(dsn: str) -> dict[str, int]:
 def write_plot(
     path: Path, rows: list[dict[str, Any]], windows: list[dict[str, Any]], timing: Timing, title: str
 ) -> None:
-    judged = series(rows)
+    judged = series(rows, timing.warmup_s)
 
     def pick(prefix: str) -> dict[str, list[tuple[float, float]]]:
         return {name.split(":", 1)[1]: pts for name, (_, pts) in judged.items() if name.startswith(prefix)}
@@ -346,10 +364,11 @@ def run(args: argparse.Namespace) -> tuple[ExitCode, dict[str, Any]]:
     lost += int(not attributed or counts["attributed_conversions"] != counts["stored_conversions"])
     llm_errors = 0 if llm_result.get("status") == "passed" else 1
     errors = load.errors + lost + llm_errors + len(samples.errors)
-    judged = series(samples.rows)
+    judged = series(samples.rows, timing.warmup_s)
     not_judged = [] if timing.judges_bytes else sorted(name for name in judged if name.startswith("bytes:"))
     judged = {name: points for name, points in judged.items() if name not in not_judged}
-    trends = judge_series(judged, timing.warmup_s, args.slope_fraction)
+    floors = pruned_row_floors(samplers.PRUNED_TABLES, rps, timing.housekeeping_interval_s)
+    trends = judge_series(judged, timing.warmup_s, args.slope_fraction, floors)
     warm_p99 = load.warmup.get_value_at_percentile(99) / 1000
     after_p99 = load.after.get_value_at_percentile(99) / 1000
     verdict = decide(trends, warm_p99, after_p99, errors, args.p99_ratio)

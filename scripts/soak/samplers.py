@@ -2,7 +2,10 @@
 
 Memory is anonymous RSS (resident minus shared, summed over a service's processes): what a leak
 grows. Total RSS is recorded beside it; for PostgreSQL it mostly counts shared buffers each backend
-has touched, which grows towards shared_buffers in any healthy run.
+has touched, which grows towards shared_buffers in any healthy run. Each process's own anonymous
+RSS is kept too (``by_pid``): PostgreSQL's process tree gains and loses processes that are no leak
+(an autovacuum worker, a backend a pool opened), and the verdict judges the processes that lived
+through its whole window apart from how many there were.
 
 The database is read as ops_reader (read-only, across tenants). ``PRUNED_TABLES`` are those
 housekeeping keeps bounded and the verdict judges; every other table is recorded too, and the data
@@ -50,19 +53,23 @@ class Memory:
     rss: int
     anon: int
     processes: int
+    by_pid: dict[str, int]  # anonymous RSS per process (str keys: the samples are JSON)
 
 
 def service_memory(pids: list[psutil.Process]) -> Memory:
     rss = anon = alive = 0
+    by_pid: dict[str, int] = {}
     for proc in pids:
         try:
             info = proc.memory_info()
         except psutil.Error:  # a pool child replaced between listing and reading
             continue
+        own = info.rss - getattr(info, "shared", 0)
         rss += info.rss
-        anon += info.rss - getattr(info, "shared", 0)
+        anon += own
+        by_pid[str(proc.pid)] = own
         alive += 1
-    return Memory(rss, anon, alive)
+    return Memory(rss, anon, alive, by_pid)
 
 
 def process_tree(pid: int | None, *, group: bool) -> list[psutil.Process]:

@@ -23,7 +23,16 @@ P99_NOISE_FLOOR_MS = 25.0
 # What each unit may drift over the judged window whatever its level. A process's memory moves by a
 # few MiB as allocators and caches settle; a pruned table's files grow in steps until vacuum first
 # frees space for reuse.
-NOISE_FLOOR = {"bytes": 4 * 2**20, "table_bytes": 2**20, "rows": 500.0, "count": 100.0, "seconds": 2.0}
+# A service's process count moves by a few as PostgreSQL starts autovacuum workers and pools open
+# and close connections; a leak of processes adds more than that over minutes.
+NOISE_FLOOR = {
+    "bytes": 4 * 2**20,
+    "table_bytes": 2**20,
+    "rows": 500.0,
+    "count": 100.0,
+    "seconds": 2.0,
+    "processes": 4.0,
+}
 
 
 @dataclass(frozen=True)
@@ -67,24 +76,40 @@ def trend(
     times: Sequence[float],
     values: Sequence[float],
     fraction: float = SLOPE_FRACTION,
+    floor: float | None = None,
 ) -> Trend:
-    """Judge one series (already restricted to the judged window)."""
+    """Judge one series (already restricted to the judged window); ``floor`` replaces its unit's
+    noise floor where the run knows better (see ``pruned_row_floors``)."""
     fitted = slope(times, values)
     window = (max(times) - min(times)) if times else 0.0
     mean = sum(values) / len(values) if values else 0.0
     growth = fitted * window
-    allowed = max(fraction * abs(mean), NOISE_FLOOR[unit])
+    allowed = max(fraction * abs(mean), NOISE_FLOOR[unit] if floor is None else floor)
     return Trend(metric, unit, len(values), mean, fitted, growth, allowed, growth <= allowed)
 
 
+def pruned_row_floors(tables: Sequence[str], rps: float, housekeeping_interval_s: float) -> dict[str, float]:
+    """How far a pruned table's row count may wander without growing: at a steady state it holds
+    the rows of the retention window, plus what housekeeping has not reached yet (up to one interval
+    of intake) and what the worker has not finished (the attribution lag, whose own drift is judged
+    against its floor). A level a few seconds of intake higher than before is that, not growth; a
+    table housekeeping no longer prunes adds the whole intake of the window."""
+    floor = max(NOISE_FLOOR["rows"], rps * (housekeeping_interval_s + NOISE_FLOOR["seconds"]))
+    return {f"rows:{table}": floor for table in tables}
+
+
 def judge_series(
-    series: dict[str, tuple[str, list[tuple[float, float]]]], warmup_s: float, fraction: float = SLOPE_FRACTION
+    series: dict[str, tuple[str, list[tuple[float, float]]]],
+    warmup_s: float,
+    fraction: float = SLOPE_FRACTION,
+    floors: dict[str, float] | None = None,
 ) -> dict[str, Trend]:
     """Every series ({name: (unit, [(t_s, value), ...])}) judged on its points after ``warmup_s``."""
     judged = {}
     for name, (unit, points) in series.items():
         after = [(t, v) for t, v in points if t >= warmup_s]
-        judged[name] = trend(name, unit, [t for t, _ in after], [v for _, v in after], fraction)
+        floor = (floors or {}).get(name)
+        judged[name] = trend(name, unit, [t for t, _ in after], [v for _, v in after], fraction, floor)
     return judged
 
 
