@@ -39,15 +39,23 @@ def test_a_slow_null_benchmark_voids_the_run() -> None:
     assert "fell behind" in null_benchmark_problems(null_summary(3.0, late_starts=50), sweep)[0]
 
 
-def step_script(tmp_path: Path, codes: list[int]) -> Path:
-    """A step that exits with ``codes`` in turn, one per run (its state in a file beside it)."""
+def step_script(tmp_path: Path, codes: list[int], writes_from_run: int | None = None) -> Path:
+    """A step that exits with ``codes`` in turn, one per run (its state in a file beside, reset
+    here); from run ``writes_from_run`` on it writes ``run <n>`` to its ``--output``."""
     script = tmp_path / "step.py"
     state = tmp_path / "runs"
+    state.unlink(missing_ok=True)
+    writes = (
+        f"if n >= {writes_from_run}: pathlib.Path(sys.argv[sys.argv.index('--output') + 1]).write_text(f'run {{n}}')\n"
+        if writes_from_run is not None
+        else ""
+    )
     script.write_text(
         "import pathlib, sys\n"
         f"state = pathlib.Path({str(state)!r})\n"
         "n = int(state.read_text()) if state.exists() else 0\n"
         "state.write_text(str(n + 1))\n"
+        f"{writes}"
         f"sys.exit({codes!r}[n])\n"
     )
     return script
@@ -83,30 +91,26 @@ def test_an_invalid_measurement_is_retried_once(
 
 def test_a_retried_measurement_keeps_its_first_answer(ctx: GateContext, tmp_path: Path) -> None:
     """The second run writes the same --output; the first, invalid answer must survive beside it.
-    Control: a measurement that is not retried leaves no first-try file."""
+    An earlier run's file is never passed off as this run's first try. Control: a measurement that
+    is not retried leaves no first-try file."""
+    retried = [int(ExitCode.INVALID_MEASUREMENT), int(ExitCode.PASS)]
     output = tmp_path / "result.json"
-    script = tmp_path / "writes.py"
-    state = tmp_path / "runs"
-    script.write_text(
-        "import pathlib, sys\n"
-        f"state = pathlib.Path({str(state)!r})\n"
-        "n = int(state.read_text()) if state.exists() else 0\n"
-        "state.write_text(str(n + 1))\n"
-        "pathlib.Path(sys.argv[sys.argv.index('--output') + 1]).write_text(f'run {n}')\n"
-        f"sys.exit({[int(ExitCode.INVALID_MEASUREMENT), int(ExitCode.PASS)]!r}[n])\n"
-    )
-    assert gates._measurement(ctx, {}, "step", str(script), "--output", str(output)) == ExitCode.PASS
+    script = str(step_script(tmp_path, retried, writes_from_run=0))
+    assert gates._measurement(ctx, {}, "step", script, "--output", str(output)) == ExitCode.PASS
     assert output.read_text() == "run 1"
     assert gates.first_try_path(output).read_text() == "run 0"
     assert gates.first_try_path(output).name == "result.invalid-first-try.json"
-    stale = tmp_path / "stale.json"  # an earlier run's file: never passed off as this run's first try
+
+    stale = tmp_path / "stale.json"  # from an earlier run; this run's first try writes nothing
     stale.write_text("an earlier run")
     gates.first_try_path(stale).write_text("an earlier first try")
-    state.write_text("0")
-    script.write_text(script.read_text().replace("pathlib.Path(sys.argv", "n and pathlib.Path(sys.argv"))
-    assert gates._measurement(ctx, {}, "step", str(script), "--output", str(stale)) == ExitCode.PASS
+    script = str(step_script(tmp_path, retried, writes_from_run=1))
+    assert gates._measurement(ctx, {}, "step", script, "--output", str(stale)) == ExitCode.PASS
     assert not gates.first_try_path(stale).exists()
     assert stale.read_text() == "run 1"
-    state.write_text("1")  # control: the next run passes at once
-    assert gates._measurement(ctx, {}, "step", str(script), "--output", str(tmp_path / "other.json")) == ExitCode.PASS
-    assert not gates.first_try_path(tmp_path / "other.json").exists()
+
+    once = tmp_path / "other.json"
+    script = str(step_script(tmp_path, [int(ExitCode.PASS)], writes_from_run=0))
+    assert gates._measurement(ctx, {}, "step", script, "--output", str(once)) == ExitCode.PASS
+    assert once.read_text() == "run 0"
+    assert not gates.first_try_path(once).exists()
