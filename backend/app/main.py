@@ -21,6 +21,7 @@ from app.reconciliation import routes as reconciliation
 from app.tenants import routes as tenants
 from app.tenants.auth import known_query_parameters
 from app.webhooks import routes as webhooks
+from app.webhooks.secret_cache import close_secret_cache
 from app.worker.celery_app import pool_result_sessions
 
 
@@ -35,13 +36,14 @@ def freeze_startup_heap() -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Pooled result-backend sessions while serving; the intake's pools closed after. (The outbox
-    relay runs in the worker: ``app.outbox.relay_step``.)"""
+    """Pooled result-backend sessions while serving; the intake's secret listener and pools closed
+    after. (The outbox relay runs in the worker: ``app.outbox.relay_step``.)"""
     pool_result_sessions()
     freeze_startup_heap()
     try:
         yield
     finally:
+        await close_secret_cache()
         await close_call_pools()
 
 

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         default=65_536, ge=1024, le=10_485_760, validation_alias="WEBHOOK_MAX_BODY_BYTES"
     )
     webhook_tolerance_s: int = Field(default=300, ge=1, le=3600, validation_alias="WEBHOOK_TOLERANCE_S")
+    # Longest a tenant's webhook secrets stay in the intake's cache; a change reaches it sooner, by
+    # notification (app.webhooks.secret_cache). 0: read them from the database for every webhook.
+    webhook_secret_cache_s: float = Field(default=60, ge=0, le=3600, validation_alias="WEBHOOK_SECRET_CACHE_S")
     # Seconds a webhook body may go without new data before the intake answers 408 and hangs up.
     webhook_body_timeout_s: float = Field(default=10.0, gt=0, le=300, validation_alias="WEBHOOK_BODY_TIMEOUT_S")
     outbox_relay_interval_s: float = Field(default=0.2, gt=0, le=60, validation_alias="OUTBOX_RELAY_INTERVAL_S")

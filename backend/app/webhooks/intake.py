@@ -23,15 +23,17 @@ from app.core.sealing import PURPOSE_WEBHOOK_SECRET, open_or_none
 from app.core.settings import Settings
 from app.core.tenancy import TenantContext
 from app.webhooks.payloads import PLATFORMS, NormalizedEvent, Rejection, interpret
+from app.webhooks.secret_cache import TimedSecret, secret_cache, timed
 from app.webhooks.signatures import verify
 
 TENANT_HEADER = "x-tenant-id"
 
-# Server-side functions (migrations 0010, 0024, 0025): each call sets the tenant context from the token
-# passed first (signed here for the tenant the request names; user "webhook") and is one transaction.
-# The secrets come sealed (0018) and open here; one that does not open counts as absent.
+# Server-side functions (migrations 0010, 0024, 0025, 0031): each call sets the tenant context from the
+# token passed first (signed here for the tenant the request names; user "webhook") and is one
+# transaction. The secrets come sealed (0018) with the seconds each has left, open here (one that does
+# not open counts as absent) and are kept by the secret cache until the database says they changed.
 WEBHOOK_USER = "webhook"
-SECRETS_CALL = "SELECT webhook_intake_secrets($1)"
+SECRETS_CALL = "SELECT secret_sealed, seconds_left FROM webhook_intake_secrets($1)"
 # The event and the outbox row that schedules its attribution commit together; a duplicate stores
 # neither and returns the first delivery's event id. The request id rides in the outbox row's payload
 # to the recompute's log lines (app.core.logs).
@@ -86,8 +88,13 @@ async def ingest(request: WebhookRequest, settings: Settings) -> IngestOutcome:
 
 async def _authenticate_and_persist(tenant_id: uuid.UUID, request: WebhookRequest, settings: Settings) -> IngestOutcome:
     token = TenantContext(tenant_id, WEBHOOK_USER).token()
-    opened = [open_or_none(row[0], tenant_id, PURPOSE_WEBHOOK_SECRET) for row in await call(SECRETS_CALL, token)]
-    secrets = [secret for secret in opened if secret is not None]
+
+    async def fetch() -> list[TimedSecret]:
+        fetched_at = time.monotonic()  # before the database's now(): the secret ends here no later than there
+        rows = await call(SECRETS_CALL, token)
+        return timed(rows, lambda sealed: open_or_none(sealed, tenant_id, PURPOSE_WEBHOOK_SECRET), fetched_at)
+
+    secrets = await secret_cache().secrets(tenant_id, fetch)
     failure = verify(
         secrets,
         request.webhook_id,
