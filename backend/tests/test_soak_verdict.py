@@ -12,7 +12,7 @@ import pytest
 
 from scripts.harness import REPO_ROOT
 from scripts.soak import plot
-from scripts.soak.__main__ import DEFAULT_RPS, Timing, default_rps, series
+from scripts.soak.__main__ import DEFAULT_RPS, Timing, default_rps, memory_unjudged, series
 from scripts.soak.verdict import NOISE_FLOOR, decide, judge_series, pruned_row_floors, slope, trend
 
 TIMES = [float(t) for t in range(0, 600, 10)]
@@ -151,6 +151,24 @@ def test_control_processes_that_keep_appearing_fail_on_their_count() -> None:
     trends = judged_memory({**steady, **appearing})
     assert trends["rss_anon:postgres"].passed
     assert not trends["processes:postgres"].passed
+
+
+def test_a_service_whose_processes_were_all_replaced_is_not_judged_a_pass() -> None:
+    """Every process restarted mid-window: none lived through it, so the memory series reads zero
+    and flat. That must fail the soak as unjudged, not pass it."""
+    first = {str(pid): [8 * MIB] * 6 + [0] * 7 for pid in range(100, 104)}
+    second = {str(pid): [0] * 6 + [8 * MIB + n * 4 * MIB for n in range(7)] for pid in range(200, 204)}
+    rows = memory_rows({**first, **second}, SAMPLE_TIMES)
+    assert judge_series(series(rows, warmup_s=60.0), warmup_s=60.0)["rss_anon:postgres"].passed  # why it is needed
+    assert memory_unjudged(rows, warmup_s=60.0) == {
+        "postgres": "0 of the 4 processes at the window's start lived through it"
+    }
+
+
+def test_control_late_or_short_lived_processes_leave_memory_judged() -> None:
+    steady = {str(pid): [8 * MIB] * 13 for pid in range(100, 104)}
+    short = {"200": [0] * 3 + [4 * MIB] * 4 + [0] * 6, "201": [4 * MIB] * 5 + [0] * 8}
+    assert memory_unjudged(memory_rows({**steady, **short}, SAMPLE_TIMES), warmup_s=60.0) == {}
 
 
 def outbox_rows(level_at: Any) -> dict[str, tuple[str, list[tuple[float, float]]]]:

@@ -227,6 +227,21 @@ def lasting(rows: list[dict[str, Any]], service: str, warmup_s: float) -> set[st
     return set.intersection(*after) if after else set()
 
 
+def memory_unjudged(rows: list[dict[str, Any]], warmup_s: float) -> dict[str, str]:
+    """Services whose memory the lasting processes cannot speak for: fewer than half of the processes
+    of the judged window's first sample lived through it (all of them replaced, say, reads as zero
+    memory and no growth). Each is a reason the soak fails, never a pass."""
+    after = [row for row in rows if row["t_s"] >= warmup_s]
+    found = {}
+    for service, mem in (after[0]["memory"] if after else {}).items():
+        if "by_pid" not in mem:
+            continue
+        at_start, kept = len(mem["by_pid"]), len(lasting(rows, service, warmup_s))
+        if at_start and kept * 2 < at_start:
+            found[service] = f"{kept} of the {at_start} processes at the window's start lived through it"
+    return found
+
+
 def series(rows: list[dict[str, Any]], warmup_s: float = 0.0) -> dict[str, tuple[str, list[tuple[float, float]]]]:
     """Every series judged by its trend: {name: (unit, points)} (p99 is judged against the warm-up's).
 
@@ -363,7 +378,8 @@ def run(args: argparse.Namespace) -> tuple[ExitCode, dict[str, Any]]:
     lost += int(counts["expected_dead_letters"] != counts["stored_dead_letters"])
     lost += int(not attributed or counts["attributed_conversions"] != counts["stored_conversions"])
     llm_errors = 0 if llm_result.get("status") == "passed" else 1
-    errors = load.errors + lost + llm_errors + len(samples.errors)
+    unjudged_memory = memory_unjudged(samples.rows, timing.warmup_s)
+    errors = load.errors + lost + llm_errors + len(samples.errors) + len(unjudged_memory)
     judged = series(samples.rows, timing.warmup_s)
     not_judged = [] if timing.judges_bytes else sorted(name for name in judged if name.startswith("bytes:"))
     judged = {name: points for name, points in judged.items() if name not in not_judged}
@@ -384,6 +400,7 @@ def run(args: argparse.Namespace) -> tuple[ExitCode, dict[str, Any]]:
         "git_sha": git_sha(),
         "verdict": verdict.as_dict(),
         "not_judged": {name: f"judged window < {MIN_BYTES_WINDOW_S:g} s (see --help)" for name in not_judged},
+        "memory_unjudged": unjudged_memory,
         "config": {
             "minutes": args.minutes,
             "rps": rps,
