@@ -76,3 +76,22 @@ def test_launchers_exit_2_with_one_line(module: str) -> None:
 def test_sync_url_keeps_identity_and_socket() -> None:
     url = "postgresql+asyncpg://app_user:pw@/db?host=/tmp/x&port=5432"
     assert to_sync_url(url) == "postgresql+psycopg://app_user:pw@/db?host=%2Ftmp%2Fx&port=5432"
+
+
+@pytest.mark.parametrize(
+    ("variables", "interval"),
+    [
+        ({}, 1.0),  # wake-ups on: polling is only the safety net
+        ({"BROKER_WAKEUPS": "false"}, 0.05),  # polling alone finds the work
+        ({"BROKER_POLLING_INTERVAL_S": "0.2"}, 0.2),
+        ({"BROKER_WAKEUPS": "false", "BROKER_POLLING_INTERVAL_S": "0.5"}, 0.5),
+    ],
+)
+def test_the_broker_polls_often_only_without_wakeups(
+    env: pytest.MonkeyPatch, variables: dict[str, str], interval: float
+) -> None:
+    for key in ("BROKER_WAKEUPS", "BROKER_POLLING_INTERVAL_S"):
+        env.delenv(key, raising=False)
+    for key, value in variables.items():
+        env.setenv(key, value)
+    assert get_settings().broker_polling_interval_s == interval

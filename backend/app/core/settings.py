@@ -43,8 +43,12 @@ class Settings(BaseSettings):
 
     # Broker tuning: kombu's SQL transport polls; with wake-ups on, a publish also NOTIFYs and waiting
     # consumers LISTEN, so a task need not wait out the interval (app.worker.broker; queue latency of
-    # both ways: scripts/bench/queue_honesty.py).
-    broker_polling_interval_s: float = Field(default=0.05, gt=0, le=5, validation_alias="BROKER_POLLING_INTERVAL_S")
+    # both ways: scripts/bench/queue_honesty.py). Unset, the interval is 1 s with wake-ups (only a
+    # notification lost while the listener reconnects waits for it; each pass over the queues costs the
+    # worker and PostgreSQL CPU whether or not there is work) and 0.05 s without them.
+    broker_polling_interval: float | None = Field(
+        default=None, gt=0, le=5, validation_alias="BROKER_POLLING_INTERVAL_S"
+    )
     broker_wakeups: bool = Field(default=True, validation_alias="BROKER_WAKEUPS")
     worker_probe_timeout_s: float = Field(default=5.0, gt=0, le=60, validation_alias="WORKER_PROBE_TIMEOUT_S")
     worker_probe_cache_s: float = Field(default=2.0, ge=0, le=60, validation_alias="WORKER_PROBE_CACHE_S")
@@ -135,6 +139,13 @@ class Settings(BaseSettings):
         if not value.startswith("db+postgresql"):
             raise ValueError("must be db+postgresql://…")
         return value
+
+    @property
+    def broker_polling_interval_s(self) -> float:
+        """BROKER_POLLING_INTERVAL_S, or the default for the wake-up setting (see the field)."""
+        if self.broker_polling_interval is not None:
+            return self.broker_polling_interval
+        return 1.0 if self.broker_wakeups else 0.05
 
     @property
     def payments_base_url(self) -> str | None:
