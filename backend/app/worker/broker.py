@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from json import loads
 from queue import Empty
 from typing import Any
 
 import psycopg
 from kombu import transport as kombu_transports
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
+from kombu.utils.encoding import bytes_to_str
 from kombu.utils.objects import cached_property
 from sqlalchemy import text
 
@@ -30,6 +32,25 @@ log = logging.getLogger(__name__)
 
 WAKEUP_CHANNEL = "kombu_wakeup"
 NOTIFY_SQL = text(f"NOTIFY {WAKEUP_CHANNEL}")
+
+
+# Takes the queue's oldest visible message as kombu's own ``_get`` does, in one statement: kombu reads
+# the queue's row, then the message FOR UPDATE, then flushes the update, each a round trip through
+# the ORM, on every look at every queue. Like kombu's flush, it stamps the message's "timestamp"
+# (NULL until then; the writer's local time) with the time it was taken, which is what housekeeping's
+# broker retention counts from. SKIP LOCKED: a message another consumer is taking is passed over, not
+# waited for, and cannot be taken twice (its row stays locked until its taker commits it invisible).
+TAKE_SQL = """
+UPDATE {messages} SET visible = false, timestamp = localtimestamp
+WHERE id = (
+    SELECT m.id FROM {messages} m JOIN {queues} q ON q.id = m.queue_id
+    WHERE q.name = :queue AND m.visible
+    ORDER BY m.timestamp, m.id
+    LIMIT 1
+    FOR UPDATE OF m SKIP LOCKED
+)
+RETURNING payload
+"""
 
 
 class NotifyingChannel(kombu_sqlalchemy.Channel):
@@ -40,6 +61,19 @@ class NotifyingChannel(kombu_sqlalchemy.Channel):
         # row, and the notification with it, early; that consumer finds it on the next poll.)
         self.session.execute(NOTIFY_SQL)
         super()._put(queue, payload, **kwargs)
+
+    @cached_property
+    def _take(self) -> Any:
+        return text(TAKE_SQL.format(messages=self.message_cls.__tablename__, queues=self.queue_cls.__tablename__))
+
+    def _get(self, queue: Any, timeout: Any = None) -> Any:  # kombu's SQL channel takes no timeout either
+        try:
+            row = self.session.execute(self._take, {"queue": queue}).first()
+        finally:
+            self.session.commit()
+        if row is None:
+            raise Empty()
+        return loads(bytes_to_str(row[0]))
 
 
 def listener_dsn(engine_url: str) -> str:

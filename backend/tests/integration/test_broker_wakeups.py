@@ -1,6 +1,7 @@
 """The PostgreSQL broker's wake-ups (app.worker.broker): a publish notifies in the transaction that
 stores the message, and a waiting consumer returns on the notification instead of at the end of its
-polling interval. Real PostgreSQL, real kombu; the queue latency they buy is measured by
+polling interval; and its one-statement take delivers each message once, oldest first, passing over
+one another consumer holds. Real PostgreSQL, real kombu; the queue latency they buy is measured by
 scripts/bench/queue_honesty.py against polling alone, in the same run."""
 
 from __future__ import annotations
@@ -8,8 +9,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from queue import Empty
+from typing import Any
 
 import psycopg
+import pytest
 from kombu import Connection
 
 from app.worker import broker
@@ -83,3 +87,71 @@ def test_without_wakeups_kombu_polls_as_before() -> None:
     assert broker.broker_url(url, wakeups=False) == url
     assert transport.resolve_transport(broker.broker_url(url, wakeups=True).split("+")[0]) is broker.NotifiedTransport
     assert broker.broker_url("amqp://guest@localhost//", wakeups=True) == "amqp://guest@localhost//"
+
+
+def take(topology: Topology, queue: str) -> Any:
+    """One message from the queue through the wake-up transport's own ``_get``, or Empty."""
+    assert topology.dsns is not None
+    with Connection(broker.broker_url(topology.dsns.broker, wakeups=True)) as conn:
+        return conn.default_channel._get(queue)
+
+
+def published(topology: Topology, queue: str, count: int) -> list[dict[str, str]]:
+    assert topology.dsns is not None
+    broker.install()
+    with Connection(broker.broker_url(topology.dsns.broker, wakeups=True)) as conn:
+        channel = conn.default_channel
+        for n in range(count):
+            channel._put(queue, {"n": str(n)})
+    return [{"n": str(n)} for n in range(count)]
+
+
+def test_messages_are_taken_oldest_first_each_once_by_racing_consumers(topology: Topology) -> None:
+    queue = f"take-{uuid.uuid4().hex[:8]}"
+    sent = published(topology, queue, 40)
+    taken: list[dict[str, str]] = []
+
+    def consume() -> None:
+        while True:
+            try:
+                taken.append(take(topology, queue))
+            except Empty:
+                return
+
+    consumers = [threading.Thread(target=consume) for _ in range(3)]
+    for thread in consumers:
+        thread.start()
+    for thread in consumers:
+        thread.join(timeout=60)
+    assert sorted(taken, key=lambda m: int(m["n"])) == sent  # every message, none twice
+    with psycopg.connect(broker.listener_dsn(engine_url(topology))) as conn:
+        unstamped = conn.execute(
+            "SELECT count(*) FROM kombu_message m JOIN kombu_queue q ON q.id = m.queue_id"
+            " WHERE q.name = %s AND (m.visible OR m.timestamp IS NULL)",
+            (queue,),
+        ).fetchone()
+    assert unstamped == (0,)  # all taken, each stamped: housekeeping's retention counts from that
+    assert take_in_order(topology, queue, 3) == [{"n": str(n)} for n in range(3)]
+
+
+def take_in_order(topology: Topology, queue: str, count: int) -> list[Any]:
+    published(topology, queue, count)
+    return [take(topology, queue) for _ in range(count)]
+
+
+def test_a_message_another_consumer_holds_is_passed_over_not_waited_for(topology: Topology) -> None:
+    queue = f"take-{uuid.uuid4().hex[:8]}"
+    published(topology, queue, 2)
+    with psycopg.connect(broker.listener_dsn(engine_url(topology))) as holder:
+        holder.execute(
+            "SELECT m.id FROM kombu_message m JOIN kombu_queue q ON q.id = m.queue_id WHERE q.name = %s"
+            " ORDER BY m.timestamp, m.id LIMIT 1 FOR UPDATE OF m",
+            (queue,),
+        )
+        started = time.monotonic()
+        assert take(topology, queue) == {"n": "1"}  # the second: the first is being taken elsewhere
+        assert time.monotonic() - started < LONG_WAIT_S / 2
+        with pytest.raises(Empty):
+            take(topology, queue)
+        holder.rollback()  # the holder let go without taking it: it is there for the next look
+    assert take(topology, queue) == {"n": "0"}
