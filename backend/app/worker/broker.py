@@ -31,6 +31,7 @@ from sqlalchemy import text
 log = logging.getLogger(__name__)
 
 WAKEUP_CHANNEL = "kombu_wakeup"
+FULL_RECHECK_S = 0.05
 NOTIFY_SQL = text(f"NOTIFY {WAKEUP_CHANNEL}")
 
 
@@ -140,9 +141,16 @@ class NotifiedTransport(kombu_sqlalchemy.Transport):
                 if timeout is not None and time.monotonic() - started >= timeout:
                     raise TimeoutError() from None
                 if interval is not None:
-                    self.wakeups.wait(interval)
+                    self.wakeups.wait(min(interval, FULL_RECHECK_S) if self.full() else interval)
             else:
                 return
+
+    def full(self) -> bool:
+        """A consuming channel may take no more now (its prefetch is used up: every pool process
+        busy). Its pass found nothing without asking the database, and the notification of what
+        waits may be long gone: the slot that frees is announced by no NOTIFY, so look again soon,
+        as often as before wake-ups, which costs no query while it stays full."""
+        return any(channel._consumers and not channel.qos.can_consume() for channel in self.channels)
 
     def close_connection(self, connection: Any) -> None:
         if "wakeups" in self.__dict__:

@@ -155,3 +155,23 @@ def test_a_message_another_consumer_holds_is_passed_over_not_waited_for(topology
             take(topology, queue)
         holder.rollback()  # the holder let go without taking it: it is there for the next look
     assert take(topology, queue) == {"n": "0"}
+
+
+def test_a_consumer_whose_prefetch_is_used_up_is_full_until_it_acks(topology: Topology) -> None:
+    """While full, the transport looks again every FULL_RECHECK_S (no query) instead of waiting out
+    its polling interval for a notification that will not come."""
+    queue = f"full-{uuid.uuid4().hex[:8]}"
+    publish(topology, queue)
+    publish(topology, queue)
+    assert topology.dsns is not None
+    with Connection(broker.broker_url(topology.dsns.broker, wakeups=True)) as conn:
+        simple = conn.SimpleQueue(queue)
+        simple.consumer.qos(prefetch_count=1)
+        transport = conn.transport
+        assert not transport.full()
+        message = simple.get(timeout=LONG_WAIT_S)
+        assert transport.full()
+        message.ack()
+        assert not transport.full()
+        simple.get(timeout=LONG_WAIT_S).ack()
+        simple.close()
