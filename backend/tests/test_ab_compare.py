@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.ci.ab_compare import measure_llm, resolve, summarize
+from scripts.ci.ab_compare import COMPARED, cpu_per_webhook, measure_llm, resolve, summarize
 from scripts.ci.ab_interleaved import Side, order, parts
 from scripts.ci.ab_interleaved import summarize as interleaved_summary
 
@@ -27,6 +27,31 @@ def test_within_tolerance_on_the_medians_not_the_best_round() -> None:
 def test_control_a_slower_new_side_fails() -> None:
     result = summarize({"old": rounds([4, 5, 6], [20, 25, 30]), "new": rounds([5, 6, 7], [20, 25, 30])}, 0.10)
     assert result["ratio_new_to_old"]["p50_ms"] == 1.2
+    assert not result["within_tolerance"]
+
+
+def test_cpu_per_webhook_counts_this_runs_roles_and_its_own_database_only() -> None:
+    cores = {
+        "other:api": 0.4,  # the sanity profile cannot name the topology's processes: "other:<role>"
+        "other:worker": 0.2,
+        "postgres": 0.3,
+        "postgres:walwriter": 0.1,
+        "other:postgres": 0.5,  # another cluster on the machine: not this topology's
+        "generator": 0.16,  # the instrument, not the product
+    }
+    assert cpu_per_webhook(cores, 400.0) == {
+        "api_ms_per_webhook": 1.0,
+        "worker_ms_per_webhook": 0.5,
+        "postgres_ms_per_webhook": 1.0,
+        "total_ms_per_webhook": 2.5,
+    }
+
+
+def test_control_a_heavier_new_side_fails_on_its_cpu_per_webhook() -> None:
+    old = [cpu_per_webhook({"api": 0.4, "worker": 0.2, "postgres": 0.3}, 400.0) for _ in range(3)]
+    new = [cpu_per_webhook({"api": 0.48, "worker": 0.2, "postgres": 0.3}, 400.0) for _ in range(3)]
+    result = summarize({"old": old, "new": new}, 0.10, COMPARED["ingest-cpu"])
+    assert result["ratio_new_to_old"]["api_ms_per_webhook"] == 1.2
     assert not result["within_tolerance"]
 
 

@@ -1,6 +1,6 @@
 """Before/after for a change: two commits measured in one run, alternating, on the same machine.
 
-    python -m scripts.ci.ab_compare --old REF [--new REF] [--rounds 3] [--measure ingest --measure llm]
+    python -m scripts.ci.ab_compare --old REF [--new REF] [--rounds 3] [--measure ingest|ingest-cpu|llm ...]
                                     [--rate 300] [--duration 20] [--new-context unsigned]
                                     [--work-dir DIR] [--output FILE]
 
@@ -11,6 +11,9 @@ alternating between rounds. Measures:
   (profile sanity at --rate for --duration, storms included); each side provisions its tenants
   with its own code, and the open-loop generator itself (scripts/r3/openloop.py) must be the same
   file in both commits (checked: the run refuses otherwise); compared: intake p50 and p99.
+- ingest-cpu: the same run with the generator's ``--profile-processes``; compared: CPU milliseconds
+  per webhook of the api, the worker and the topology's PostgreSQL, and their total (what decides
+  capacity on a machine they share), each from the step's mean cores over its achieved rate.
 - llm: each side's own `scripts/bench/llm_boundary_bench.py` (its boundary, its topology); compared:
   the boundary's overhead over a direct call to the same mock provider, p50 and p99 (the isolated
   condition, which both commits measure; a side that also has the realistic condition is run with
@@ -83,21 +86,41 @@ def side_python(side_dir: Path) -> tuple[str, dict[str, str]]:
     return str(side_dir / ".venv" / "bin" / "python"), {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
-def measure_ingest(side_dir: Path, name: str, rate: float, duration: float) -> dict[str, Any]:
+def measure_ingest(side_dir: Path, name: str, rate: float, duration: float, *, cpu: bool = False) -> dict[str, Any]:
     python, base = side_python(side_dir)
     run([python, "-m", "scripts.topology", "up", "--name", name], side_dir, base)
     try:
         env = {**base, **topology_env(side_dir, name)}
         output = side_dir / "artifacts" / f"{name}.json"
         generator = side_dir / "scripts" / "r3" / "ingestion_under_fire.py"
-        argv = [python, str(generator), "--profile", "sanity"]
+        argv = [python, str(generator), "--profile", "sanity", *(["--profile-processes"] if cpu else [])]
         argv += ["--rate", str(rate), "--duration", str(duration), "--baseline-seconds", "0", "--output", str(output)]
         run(argv, side_dir, env, ok=(0, 1, 3))  # a slow round is data; its status is kept
         result = json.loads(output.read_text())
+        [profile] = output.parent.glob(f"{name}.profile.*.json") if cpu else [None]
     finally:
         run([python, "-m", "scripts.topology", "down", "--name", name], side_dir, base)
     keys = ("p50_ms", "p99_ms", "achieved_rps", "errors", "status")
-    return {key: result.get(key) for key in keys}
+    record = {key: result.get(key) for key in keys}
+    if profile is not None:
+        record.update(cpu_per_webhook(json.loads(profile.read_text())["cores_mean"], result["achieved_rps"]))
+    return record
+
+
+def cpu_per_webhook(cores_mean: dict[str, float], achieved_rps: float) -> dict[str, float]:
+    """CPU milliseconds per webhook of the api, the worker (its main process and pool) and this
+    topology's PostgreSQL (every process of its cluster), from the step's mean cores per process role
+    (scripts/r3/profiling.py: a role the profiler could not attribute to the run is ``other:<role>``,
+    and another cluster's PostgreSQL is ``other:postgres``, left out)."""
+
+    def role(name: str) -> float:
+        return cores_mean.get(name, 0.0) + cores_mean.get(f"other:{name}", 0.0)
+
+    database = sum(cores for key, cores in cores_mean.items() if key == "postgres" or key.startswith("postgres:"))
+    parts = {"api": role("api"), "worker": role("worker"), "postgres": database}
+    per = {f"{key}_ms_per_webhook": round(cores / achieved_rps * 1000, 4) for key, cores in parts.items()}
+    per["total_ms_per_webhook"] = round(sum(parts.values()) / achieved_rps * 1000, 4)
+    return per
 
 
 def measure_llm(side_dir: Path, name: str, context: str | None = None) -> dict[str, Any]:
@@ -119,7 +142,11 @@ def measure_llm(side_dir: Path, name: str, context: str | None = None) -> dict[s
     return {key: result.get(key) for key in keys}
 
 
-COMPARED = {"ingest": ("p50_ms", "p99_ms"), "llm": ("overhead_p50_ms", "overhead_p99_ms")}
+COMPARED = {
+    "ingest": ("p50_ms", "p99_ms"),
+    "ingest-cpu": tuple(f"{part}_ms_per_webhook" for part in ("api", "worker", "postgres", "total")),
+    "llm": ("overhead_p50_ms", "overhead_p99_ms"),
+}
 
 
 def summarize(
@@ -161,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     dirs = {side: work_dir / side for side in SIDES}
     commits = {side: checkout(getattr(args, side), dirs[side]) for side in SIDES}
     generators = {(dirs[side] / "scripts" / "r3" / "openloop.py").read_bytes() for side in SIDES}
-    if "ingest" in (args.measure or COMPARED) and len(generators) != 1:
+    if {"ingest", "ingest-cpu"} & set(args.measure or COMPARED) and len(generators) != 1:
         print("error: scripts/r3/openloop.py differs between the commits: not one instrument", file=sys.stderr)
         return ExitCode.USAGE_OR_ENVIRONMENT
     measures = args.measure or sorted(COMPARED)
@@ -171,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             for measure in measures:
                 started = time.monotonic()
                 name = f"ab-{measure}-{side}-{index}"
-                if measure == "ingest":
-                    record = measure_ingest(dirs[side], name, args.rate, args.duration)
+                if measure.startswith("ingest"):
+                    record = measure_ingest(dirs[side], name, args.rate, args.duration, cpu=measure == "ingest-cpu")
                 else:
                     record = measure_llm(dirs[side], name, args.new_context if side == "new" else None)
                 record.update(round=index, seconds=round(time.monotonic() - started, 1))
@@ -187,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         "conditions": {
             "ingest": f"each side's scripts/r3/ingestion_under_fire.py (the same open-loop generator), profile "
             f"sanity, {args.rate:g} rps x {args.duration:g} s, storms included, against its own topology",
+            "ingest-cpu": "the same as ingest, with --profile-processes: CPU ms per webhook of the api, the "
+            "worker and this topology's PostgreSQL (mean cores over the step / achieved rate)",
             "llm": "each side's scripts/bench/llm_boundary_bench.py, isolated condition"
             + (f"; the new side with --context {args.new_context}" if args.new_context else ""),
         },
