@@ -219,3 +219,33 @@ def test_control_a_listener_whose_heartbeat_answers_keeps_the_cache_on(monkeypat
         return cache.listening
 
     assert asyncio.run(scenario())
+
+
+def test_the_listener_recovers_from_any_failure_and_says_so_once_per_outage(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(secret_cache, "RECONNECT_S", 0.01)
+    monkeypatch.setattr(secret_cache, "HEARTBEAT_S", 0.01)
+    failures: list[BaseException] = [OSError("refused"), OSError("refused"), OSError("refused"), ValueError("bug")]
+
+    async def answer() -> int:
+        return 1
+
+    async def scenario() -> bool:
+        cache = SecretCache(60, Clock())
+
+        async def connect() -> FakeConnection:
+            if failures:
+                raise failures.pop(0)
+            return FakeConnection(answer)
+
+        task = asyncio.create_task(Listener(cache, connect).run())  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)
+        task.cancel()
+        return cache.listening
+
+    with caplog.at_level("WARNING", logger=secret_cache.__name__):
+        assert asyncio.run(scenario())
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("until its LISTEN connection is back" in m for m in messages) == 1  # three failures, one outage
+    assert sum("failed unexpectedly" in m for m in messages) == 1

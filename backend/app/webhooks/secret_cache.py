@@ -123,6 +123,7 @@ class Listener:
     def __init__(self, cache: SecretCache, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
         self.cache = cache
         self.connect = connect
+        self._warned = False  # this outage was logged
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self.cache.changed(payload)
@@ -131,11 +132,17 @@ class Listener:
         self.cache.stop_listening()
 
     async def run(self) -> None:
+        """Listen, and after any failure listen again RECONNECT_S later; said once per outage."""
         while True:
             try:
                 await self._listen_once()
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("webhook secret cache off: its LISTEN connection failed (%s: %s)", type(exc).__name__, exc)
+                if not self._warned:
+                    log.warning("webhook secret cache off until its LISTEN connection is back (%s: %s)",
+                                type(exc).__name__, exc)  # fmt: skip
+                    self._warned = True
+            except Exception:
+                log.exception("webhook secret cache off: its listener failed unexpectedly; trying again")
             finally:
                 self.cache.stop_listening()
             await asyncio.sleep(RECONNECT_S)
@@ -146,6 +153,7 @@ class Listener:
             conn.add_termination_listener(self._lost)
             await conn.add_listener(CHANNEL, self._notified)
             self.cache.start_listening()
+            self._warned = False
             while not conn.is_closed():
                 await asyncio.sleep(HEARTBEAT_S)
                 await conn.fetchval("SELECT 1", timeout=HEARTBEAT_TIMEOUT_S)
