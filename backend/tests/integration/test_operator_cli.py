@@ -21,7 +21,7 @@ from app.tenants.service import ProvisionedTenant
 from scripts.harness import REPO_ROOT
 from scripts.topology import Topology
 
-from .webhook_client import post_webhook
+from .webhook_client import post_webhook, touchpoint
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +45,6 @@ def cli(
 def ok(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
-
-
-def touchpoint() -> dict[str, str]:
-    return {
-        "event_id": f"evt-{uuid.uuid4().hex[:10]}",
-        "customer_id": "cust-1",
-        "channel": "search",
-        "occurred_at": datetime.now(UTC).isoformat(),
-    }
 
 
 @pytest.fixture(scope="module")

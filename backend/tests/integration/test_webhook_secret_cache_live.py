@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
 import psycopg
@@ -21,18 +20,9 @@ from app.webhooks.secret_cache import CHANNEL, LISTENER_NAME
 from scripts.topology import Topology
 
 from .conftest import superuser_dsn
-from .webhook_client import post_webhook
+from .webhook_client import post_webhook, touchpoint
 
 pytestmark = pytest.mark.slow
-
-
-def touchpoint() -> dict[str, str]:
-    return {
-        "event_id": f"evt-{uuid.uuid4().hex[:10]}",
-        "customer_id": "cust-1",
-        "channel": "search",
-        "occurred_at": datetime.now(UTC).isoformat(),
-    }
 
 
 def status(api: httpx.Client, tenant: ProvisionedTenant) -> int:

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -32,6 +33,16 @@ def signed_headers(
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(secret or tenant.webhook_secret, webhook_id, timestamp, body),
+    }
+
+
+def touchpoint() -> dict[str, str]:
+    """A valid touchpoint body with a fresh event id."""
+    return {
+        "event_id": f"evt-{uuid.uuid4().hex[:10]}",
+        "customer_id": "cust-1",
+        "channel": "search",
+        "occurred_at": datetime.now(UTC).isoformat(),
     }
 
 
