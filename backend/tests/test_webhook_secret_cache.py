@@ -148,26 +148,60 @@ def test_rows_become_timed_secrets_and_ones_that_do_not_open_are_absent() -> Non
 
 
 class FakeConnection:
-    """Stands in for the LISTEN connection (the live one is tested in integration)."""
+    """Stands in for the LISTEN connection (the live one is tested in integration): ``heartbeat``
+    answers each NOTIFY, and the echo is delivered only when ``echoes``."""
 
-    def __init__(self, heartbeat: Callable[[], Awaitable[int]]) -> None:
+    def __init__(self, heartbeat: Callable[[], Awaitable[int]], echoes: bool = True) -> None:
         self.heartbeat = heartbeat
+        self.echoes = echoes
         self.closed = False
-        self.listening_on: list[str] = []
+        self.listeners: dict[str, Callable[..., object]] = {}
 
     def add_termination_listener(self, _callback: object) -> None: ...
 
-    async def add_listener(self, channel: str, _callback: object) -> None:
-        self.listening_on.append(channel)
+    async def add_listener(self, channel: str, callback: Callable[..., object]) -> None:
+        self.listeners[channel] = callback
 
     def is_closed(self) -> bool:
         return self.closed
 
-    async def fetchval(self, _sql: str, timeout: float) -> int:
-        return await asyncio.wait_for(self.heartbeat(), timeout)
+    async def execute(self, sql: str) -> str:
+        await self.heartbeat()
+        channel = sql.removeprefix("NOTIFY ")
+        if self.echoes and channel in self.listeners:
+            self.listeners[channel](self, 1, channel, "")
+        return "NOTIFY"
 
     def terminate(self) -> None:
         self.closed = True
+
+
+def test_a_connection_that_answers_but_delivers_no_notification_never_turns_the_cache_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pooler in transaction mode: every query answered, no notification ever delivered."""
+    monkeypatch.setattr(secret_cache, "HEARTBEAT_S", 0.01)
+    monkeypatch.setattr(secret_cache, "HEARTBEAT_TIMEOUT_S", 0.02)
+    monkeypatch.setattr(secret_cache, "RECONNECT_S", 0.01)
+
+    async def answer() -> int:
+        return 1
+
+    async def scenario() -> list[bool]:
+        cache = SecretCache(60, Clock())
+
+        async def connect() -> FakeConnection:
+            return FakeConnection(answer, echoes=False)
+
+        task = asyncio.create_task(Listener(cache, connect).run())  # type: ignore[arg-type]
+        seen = []
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            seen.append(cache.listening)
+        task.cancel()
+        return seen
+
+    assert not any(asyncio.run(scenario()))
 
 
 @pytest.mark.parametrize("heartbeat", ["hangs", "fails"])
@@ -176,8 +210,13 @@ def test_a_listener_whose_connection_hangs_or_fails_turns_the_cache_off(
 ) -> None:
     monkeypatch.setattr(secret_cache, "HEARTBEAT_S", 0.01)
     monkeypatch.setattr(secret_cache, "HEARTBEAT_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(secret_cache, "RECONNECT_S", 3600)  # once off, it stays off for this test
+    answered = []
 
     async def answer() -> int:
+        if not answered:  # the first heartbeat, before the cache may answer, goes through
+            answered.append(1)
+            return 1
         if heartbeat == "hangs":
             await asyncio.sleep(3600)
         raise ConnectionResetError("gone")
@@ -197,7 +236,7 @@ def test_a_listener_whose_connection_hangs_or_fails_turns_the_cache_off(
         return listened, cache.listening, conn
 
     listened, still_listening, conn = asyncio.run(scenario())
-    assert listened and conn.listening_on == [secret_cache.CHANNEL]
+    assert listened and set(conn.listeners) == {secret_cache.CHANNEL, secret_cache.HEARTBEAT_CHANNEL}
     assert not still_listening and conn.closed
 
 

@@ -7,13 +7,12 @@ tenant's entry when the database says its secrets changed:
 - ``webhook_secrets_changed()``, a trigger function on ``webhook_secrets`` (every row inserted,
   updated or deleted, and a TRUNCATE), NOTIFYs channel ``webhook_secrets_changed`` with the tenant
   id ('*' for a TRUNCATE). PostgreSQL delivers it at commit, never for a rollback.
-- ``webhook_intake_secrets`` also returns each secret's seconds left by the database's clock
-  (NULL: no end of grace), so a cached secret still expires on time. Its return type changes, so
-  it is dropped and created again with the same grants.
+- ``webhook_intake_timed_secrets`` returns each secret with its seconds left by the database's clock
+  (NULL: no end of grace), so a cached secret still expires on time. ``webhook_intake_secrets``
+  stays as it was: an api older than this revision still calls it during a rolling deploy.
 
 The trigger function runs only as a trigger: nobody is granted EXECUTE on it.
-The current texts are in backend/sql/functions; this revision applies frozen copies (its downgrade
-restores 0024's ``webhook_intake_secrets``).
+The current texts are in backend/sql/functions; this revision applies frozen copies.
 
 Revision ID: 0031
 Revises: 0030
@@ -31,8 +30,7 @@ down_revision = "0030"
 branch_labels = None
 depends_on = None
 
-SECRETS = {"webhook_intake_secrets(text)": frozen_sql(__file__, "0031_webhook_intake_secrets.sql")}
-SECRETS_BEFORE = {"webhook_intake_secrets(text)": frozen_sql(__file__, "0031_downgrade_webhook_intake_secrets.sql")}
+TIMED = {"webhook_intake_timed_secrets(text)": frozen_sql(__file__, "0031_webhook_intake_timed_secrets.sql")}
 CHANGED = "webhook_secrets_changed()"
 CHANGED_SQL = frozen_sql(__file__, "0031_webhook_secrets_changed.sql")
 TRIGGERS = {
@@ -42,8 +40,7 @@ TRIGGERS = {
 
 
 def upgrade() -> None:
-    drop_functions(op.execute, SECRETS_BEFORE)
-    install_functions(op.execute, SECRETS)
+    install_functions(op.execute, TIMED)
     op.execute(CHANGED_SQL)
     op.execute(f"REVOKE ALL ON FUNCTION {CHANGED} FROM PUBLIC")
     for name, when in TRIGGERS.items():
@@ -54,5 +51,4 @@ def downgrade() -> None:
     for name in TRIGGERS:
         op.execute(f"DROP TRIGGER {name} ON webhook_secrets")
     op.execute(f"DROP FUNCTION {CHANGED}")
-    drop_functions(op.execute, SECRETS)
-    install_functions(op.execute, SECRETS_BEFORE)
+    drop_functions(op.execute, TIMED)

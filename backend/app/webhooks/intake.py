@@ -33,7 +33,7 @@ TENANT_HEADER = "x-tenant-id"
 # transaction. The secrets come sealed (0018) with the seconds each has left, open here (one that does
 # not open counts as absent) and are kept by the secret cache until the database says they changed.
 WEBHOOK_USER = "webhook"
-SECRETS_CALL = "SELECT secret_sealed, seconds_left FROM webhook_intake_secrets($1)"
+SECRETS_CALL = "SELECT secret_sealed, seconds_left FROM webhook_intake_timed_secrets($1)"
 # The event and the outbox row that schedules its attribution commit together; a duplicate stores
 # neither and returns the first delivery's event id. The request id rides in the outbox row's payload
 # to the recompute's log lines (app.core.logs).

@@ -3,14 +3,17 @@
 Without it each webhook costs two round trips, its tenant's secrets and then its event; with it, one.
 An entry is used only while this process LISTENs on ``webhook_secrets_changed``, where a trigger on
 webhook_secrets (migration 0031) names the tenant whose secrets were added, rotated, re-sealed or
-removed, at commit. The entry is dropped when that notification arrives, milliseconds after the
-commit, before the command that made the change has returned to its caller.
+removed, at commit. The entry is dropped when this process handles that notification: PostgreSQL
+does not make the commit wait for it, so a webhook that arrives just after a revocation can still be
+checked against the old secret for as long as the notification takes to be handled, milliseconds on
+an idle api, up to its event-loop lag under load.
 
 What could make an entry outlive the truth, and what prevents it:
 
 - The listening connection is lost: every entry is dropped and none is used until a new connection
-  LISTENs again. A connection that stops answering without closing is caught by a heartbeat
-  (``HEARTBEAT_S``, answered within ``HEARTBEAT_TIMEOUT_S``).
+  LISTENs again. One that stops answering without closing, or that answers but does not deliver
+  notifications (a pooler in transaction mode), is caught by a heartbeat every ``HEARTBEAT_S``: a
+  NOTIFY to itself whose echo must arrive within ``HEARTBEAT_TIMEOUT_S``.
 - A fetch that raced a change: its result is stored only if no notification arrived since it began.
 - A secret's grace running out: each secret carries the seconds it had left by the database's clock,
   counted down on this process's monotonic clock from before the fetch, so it ends here no later
@@ -42,6 +45,7 @@ from app.core.settings import get_settings, with_driver
 log = logging.getLogger(__name__)
 
 CHANNEL = "webhook_secrets_changed"
+HEARTBEAT_CHANNEL = "webhook_secret_listener_heartbeat"  # a channel of its own: a payload on CHANNEL drops entries
 LISTENER_NAME = "webhook-secret-listener"  # its application_name in pg_stat_activity
 ALL_TENANTS = "*"
 HEARTBEAT_S = 2.0
@@ -149,16 +153,29 @@ class Listener:
 
     async def _listen_once(self) -> None:
         conn = await self.connect()
+        echoed = asyncio.Event()
         try:
             conn.add_termination_listener(self._lost)
             await conn.add_listener(CHANNEL, self._notified)
+            await conn.add_listener(HEARTBEAT_CHANNEL, lambda *_: echoed.set())
+            await heartbeat(conn, echoed)  # notifications do arrive, before the cache may answer
             self.cache.start_listening()
             self._warned = False
             while not conn.is_closed():
                 await asyncio.sleep(HEARTBEAT_S)
-                await conn.fetchval("SELECT 1", timeout=HEARTBEAT_TIMEOUT_S)
+                await heartbeat(conn, echoed)
         finally:
             conn.terminate()
+
+
+async def heartbeat(conn: asyncpg.Connection, echoed: asyncio.Event) -> None:
+    """NOTIFY this connection's own heartbeat channel and wait for the echo. An answer to a query
+    alone would not do: a pooler in transaction mode answers queries and never delivers a
+    notification. Raises TimeoutError when the echo does not come within HEARTBEAT_TIMEOUT_S."""
+    echoed.clear()
+    async with asyncio.timeout(HEARTBEAT_TIMEOUT_S):
+        await conn.execute(f"NOTIFY {HEARTBEAT_CHANNEL}")
+        await echoed.wait()
 
 
 @dataclass

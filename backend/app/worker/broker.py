@@ -49,7 +49,7 @@ WHERE id = (
     ORDER BY m.timestamp, m.id
     LIMIT 1
     FOR UPDATE OF m SKIP LOCKED
-)
+) AND visible
 RETURNING payload
 """
 

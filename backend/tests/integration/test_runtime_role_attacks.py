@@ -484,6 +484,7 @@ INTAKE_DEAD_LETTER = text(
     "SELECT webhook_intake_dead_letter(:token, 'stripe', :event, 'invalid_json', '{}', 'sha', 1, NULL)"
 )
 INTAKE_SECRETS = text("SELECT webhook_intake_secrets(:token)")
+INTAKE_TIMED_SECRETS = text("SELECT * FROM webhook_intake_timed_secrets(:token)")  # the cache's (0031)
 STORED_BY_INTAKE = text(
     "SELECT (SELECT count(*) FROM attribution_events WHERE external_event_id = :event)"
     " + (SELECT count(*) FROM dead_letter_events WHERE webhook_id = :event)"
@@ -497,8 +498,9 @@ def test_the_intake_functions_refuse_a_forged_context(
     """Called directly with a context claiming B: no secret of B's comes back, and nothing is stored."""
     token, event = FORGERIES[forgery](two_tenants), f"forged-{uuid.uuid4().hex}"
     with runtime_engine.connect() as conn:
-        assert conn.execute(INTAKE_SECRETS, {"token": token}).all() == []
-        conn.rollback()
+        for secrets in (INTAKE_SECRETS, INTAKE_TIMED_SECRETS):
+            assert conn.execute(secrets, {"token": token}).all() == []
+            conn.rollback()
         for call in (INTAKE_EVENT, INTAKE_DEAD_LETTER):
             with pytest.raises(ProgrammingError, match="no valid tenant context"):
                 conn.execute(call, {"token": token, "event": event})
@@ -513,6 +515,7 @@ def test_control_the_intake_functions_take_a_signed_context(runtime_engine: Engi
         transaction = conn.begin()
         try:
             assert len(conn.execute(INTAKE_SECRETS, {"token": token}).all()) >= 1
+            assert len(conn.execute(INTAKE_TIMED_SECRETS, {"token": token}).all()) >= 1
             for call in (INTAKE_EVENT, INTAKE_DEAD_LETTER):
                 conn.execute(call, {"token": token, "event": event})
             assert conn.execute(STORED_BY_INTAKE, {"event": event}).scalar_one() == 2
